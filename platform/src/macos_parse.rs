@@ -1,0 +1,1 @@
+//! Pure parsers for macOS data (sysctl buffers), built and tested on every OS.

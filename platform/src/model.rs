@@ -1,0 +1,271 @@
+//! The Snapshot: everything one collection saw, as plain owned data.
+//!
+//! No OS types live here, so a Snapshot serialises to JSON, travels in a bug
+//! report, and feeds analysis on any OS (macOS-shaped fixtures are analysed
+//! on Linux in tests).
+
+use serde::{Deserialize, Serialize};
+
+use crate::rawname::RawName;
+
+/// Bumped when a field is renamed or removed; added fields keep the version.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub format: u32,
+    pub host: Host,
+    /// Wall-clock time the collection started, milliseconds since the Unix epoch.
+    pub taken_at_ms: u64,
+    pub duration_ms: u64,
+    pub shm: Shm,
+    pub processes: Vec<Process>,
+    pub visibility: Visibility,
+    pub limits: Limits,
+    /// Fill-level samples of self-connected channels (wakeup pipes), one
+    /// entry per channel, each with the samples taken across the window.
+    #[serde(default)]
+    pub channels: Vec<SelfChannel>,
+    /// Named semaphores probed by name (macOS: they cannot be listed).
+    #[serde(default)]
+    pub probed_semaphores: Vec<ProbedSemaphore>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    /// "linux" or "macos".
+    pub os: String,
+    pub hostname: String,
+    pub kernel: String,
+    /// Boot time, seconds since the Unix epoch, when known.
+    pub boot_time: Option<u64>,
+    /// Clock ticks per second used by `/proc/PID/stat` start times.
+    pub clock_ticks: u64,
+    /// The collecting process, so rules can leave semleak itself out.
+    pub collector_pid: i32,
+    /// Effective uid of the collector.
+    pub collector_uid: u32,
+}
+
+/// The shared-memory directory (`/dev/shm` on Linux) and what is in it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Shm {
+    pub dir: String,
+    /// Device of the directory itself, in `st_dev` encoding.
+    pub dev: Option<u64>,
+    /// `sem.*` entries: POSIX named semaphores (glibc naming).
+    pub semaphores: Vec<Semaphore>,
+    /// Every other entry: `psm_*`, `torch_*`, folders, musl semaphores, …
+    pub residents: Vec<ShmResident>,
+    /// Entries that could not be examined, with the reason.
+    pub skipped: Vec<SkippedEntry>,
+    pub usage: Option<FsUsage>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileMeta {
+    pub dev: u64,
+    pub inode: u64,
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub size: u64,
+    /// Seconds since the Unix epoch.
+    pub modified_at: i64,
+    pub changed_at: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Semaphore {
+    /// Name without the `sem.` prefix, as POSIX names it without the slash.
+    pub name: RawName,
+    /// Full path; for an unlinked semaphore, the path its holders' maps show.
+    pub path: RawName,
+    pub meta: FileMeta,
+    /// Value and waiter count, for a well-formed 32-byte glibc semaphore.
+    pub value: Option<u32>,
+    pub waiters: Option<u32>,
+    /// Why value/waiters are absent (odd size, unreadable, …).
+    pub unreadable_reason: Option<String>,
+    /// The file is gone from the directory but still mapped by a process.
+    pub unlinked: bool,
+    /// Pids mapping it, matched by device and inode.
+    pub holders: Vec<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShmResident {
+    pub name: RawName,
+    /// "file", "dir", "symlink", "other".
+    pub file_type: String,
+    pub meta: FileMeta,
+    pub holders: Vec<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SkippedEntry {
+    pub name: RawName,
+    pub reason: String,
+}
+
+/// statvfs of the shared-memory filesystem.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FsUsage {
+    pub bytes_total: u64,
+    pub bytes_free: u64,
+    pub inodes_total: u64,
+    pub inodes_free: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Process {
+    pub pid: i32,
+    pub ppid: i32,
+    pub pgrp: i32,
+    pub session: i32,
+    /// One-letter state from `/proc/PID/stat` (`R`, `S`, `Z`, …).
+    pub state: char,
+    pub uid: Option<u32>,
+    /// Start time, milliseconds since the Unix epoch, when the boot time is known.
+    pub start_time_ms: Option<u64>,
+    /// Raw start time in clock ticks since boot: identifies the process
+    /// together with its pid (pids are reused).
+    pub start_ticks: u64,
+    pub comm: RawName,
+    /// Command line, one entry per argument (empty for zombies and kernel threads).
+    pub cmdline: Vec<RawName>,
+    pub threads: u32,
+    /// Thread names, for multi-threaded processes.
+    #[serde(default)]
+    pub thread_names: Vec<RawName>,
+    /// Signal masks from `/proc/PID/status` (bit N-1 is signal N).
+    pub sig_caught: Option<u64>,
+    pub sig_ignored: Option<u64>,
+    /// Pids of this process in nested pid namespaces, outermost first (`NSpid`).
+    #[serde(default)]
+    pub ns_pids: Vec<i32>,
+    /// Mappings of shared-memory files (by device/inode).
+    #[serde(default)]
+    pub shm_maps: Vec<ShmMapping>,
+    /// Pipe and socket descriptors.
+    #[serde(default)]
+    pub fds: Vec<Fd>,
+    /// macOS: named semaphores held open (`PROX_FDTYPE_PSEM`).
+    #[serde(default)]
+    pub psem_names: Vec<RawName>,
+    /// Whether the per-process details (maps, fds) could be read.
+    pub inspected: bool,
+}
+
+impl Process {
+    pub fn is_zombie(&self) -> bool {
+        self.state == 'Z'
+    }
+    /// Kernel threads have no command line and are children of kthreadd (2).
+    pub fn is_kernel_thread(&self) -> bool {
+        self.pid == 2 || self.ppid == 2
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShmMapping {
+    pub dev: u64,
+    pub inode: u64,
+    /// The path as maps shows it, ` (deleted)` suffix removed.
+    pub path: RawName,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FdKind {
+    Pipe,
+    UnixSocket,
+    Socket,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fd {
+    pub fd: i32,
+    pub kind: FdKind,
+    /// pipefs / sockfs inode from the `pipe:[N]` / `socket:[N]` link.
+    pub inode: u64,
+    /// Open flags from fdinfo (octal there), when readable.
+    pub flags: Option<u32>,
+}
+
+impl Fd {
+    pub fn nonblocking(&self) -> Option<bool> {
+        self.flags.map(|f| f & 0o4000 != 0)
+    }
+    /// Access mode: 0 read-only, 1 write-only, 2 read-write.
+    pub fn access_mode(&self) -> Option<u32> {
+        self.flags.map(|f| f & 0o3)
+    }
+}
+
+/// A pipe or socket pair whose two ends one process holds, sampled over a
+/// window so "not draining" is observed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SelfChannel {
+    pub pid: i32,
+    /// "pipe" or "socketpair".
+    pub kind: String,
+    /// Descriptor numbers: read end (or first socket) then write end.
+    pub read_fd: i32,
+    pub write_fd: i32,
+    pub read_inode: u64,
+    pub write_inode: u64,
+    pub nonblocking: Option<bool>,
+    pub samples: Vec<ChannelSample>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChannelSample {
+    /// Milliseconds since the snapshot started.
+    pub at_ms: u64,
+    /// Bytes waiting to be read.
+    pub queued: u64,
+    /// Bytes the channel can hold before a writer gets EAGAIN
+    /// (pipe: F_GETPIPE_SZ; socket: sender's sndbuf).
+    pub capacity: u64,
+    /// Socket: the sender's allocated write memory (EAGAIN once ≥ capacity).
+    pub sender_wmem: Option<u64>,
+    /// True when a writer would block now.
+    pub full: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Visibility {
+    pub processes_total: usize,
+    pub processes_inspected: usize,
+    pub skipped: Vec<SkippedProcess>,
+    /// Things that could not be seen at all, in words (e.g. macOS has no
+    /// list of unheld semaphores).
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SkippedProcess {
+    pub pid: i32,
+    pub reason: String,
+    /// Owner, when it could be read although the details could not.
+    pub uid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// macOS `kern.posix.sem.max`.
+    pub sem_max: Option<u64>,
+    /// Linux `kernel.pid_max`.
+    pub pid_max: Option<u64>,
+}
+
+/// A semaphore name probed with `sem_open(name, 0)` (macOS).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProbedSemaphore {
+    pub name: RawName,
+    pub exists: bool,
+}

@@ -1,0 +1,429 @@
+//! Pure parsers for the files collection reads. They take any `BufRead` (or
+//! bytes) so they build on every OS and are tested on string fixtures.
+
+use std::io::{self, BufRead};
+
+use crate::rawname::RawName;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParseError {
+    #[error("malformed {what}: {detail}")]
+    Malformed { what: &'static str, detail: String },
+}
+
+fn malformed(what: &'static str, detail: impl Into<String>) -> ParseError {
+    ParseError::Malformed {
+        what,
+        detail: detail.into(),
+    }
+}
+
+/// The fields of `/proc/PID/stat` semleak uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    pub pid: i32,
+    pub comm: RawName,
+    pub state: char,
+    pub ppid: i32,
+    pub pgrp: i32,
+    pub session: i32,
+    pub num_threads: u32,
+    pub start_ticks: u64,
+}
+
+/// Parse `/proc/PID/stat`. comm may hold spaces and parentheses, so it runs
+/// from the first `(` to the **last** `)`.
+pub fn parse_stat(line: &[u8]) -> Result<Stat, ParseError> {
+    let open = line
+        .iter()
+        .position(|&b| b == b'(')
+        .ok_or_else(|| malformed("stat", "no '('"))?;
+    let close = line
+        .iter()
+        .rposition(|&b| b == b')')
+        .ok_or_else(|| malformed("stat", "no ')'"))?;
+    if close < open {
+        return Err(malformed("stat", "')' before '('"));
+    }
+    let pid = std::str::from_utf8(&line[..open])
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| malformed("stat", "bad pid"))?;
+    let comm = RawName::from(&line[open + 1..close]);
+    let rest = std::str::from_utf8(&line[close + 1..])
+        .map_err(|_| malformed("stat", "non-UTF-8 after comm"))?;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // fields[0] is stat field 3 (state); field N is fields[N - 3].
+    let field = |n: usize| -> Result<&str, ParseError> {
+        fields
+            .get(n - 3)
+            .copied()
+            .ok_or_else(|| malformed("stat", format!("missing field {n}")))
+    };
+    let num = |n: usize| -> Result<i64, ParseError> {
+        field(n)?
+            .parse::<i64>()
+            .map_err(|_| malformed("stat", format!("field {n} not a number")))
+    };
+    let state = field(3)?
+        .chars()
+        .next()
+        .ok_or_else(|| malformed("stat", "empty state"))?;
+    Ok(Stat {
+        pid,
+        comm,
+        state,
+        ppid: num(4)? as i32,
+        pgrp: num(5)? as i32,
+        session: num(6)? as i32,
+        num_threads: num(20)?.max(0) as u32,
+        start_ticks: num(22)?.max(0) as u64,
+    })
+}
+
+/// The fields of `/proc/PID/status` semleak uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Status {
+    pub uid: Option<u32>,
+    pub threads: Option<u32>,
+    pub sig_caught: Option<u64>,
+    pub sig_ignored: Option<u64>,
+    pub ns_pids: Vec<i32>,
+}
+
+pub fn parse_status(reader: impl BufRead) -> io::Result<Status> {
+    let mut status = Status::default();
+    for line in reader.split(b'\n') {
+        let line = line?;
+        let Ok(line) = std::str::from_utf8(&line) else {
+            continue; // Name: may be any bytes; we take comm from stat.
+        };
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match key {
+            "Uid" => {
+                status.uid = value
+                    .split_ascii_whitespace()
+                    .next()
+                    .and_then(|v| v.parse().ok())
+            }
+            "Threads" => status.threads = value.parse().ok(),
+            "SigCgt" => status.sig_caught = u64::from_str_radix(value, 16).ok(),
+            "SigIgn" => status.sig_ignored = u64::from_str_radix(value, 16).ok(),
+            "NSpid" => {
+                status.ns_pids = value
+                    .split_ascii_whitespace()
+                    .filter_map(|v| v.parse().ok())
+                    .collect()
+            }
+            _ => {}
+        }
+    }
+    Ok(status)
+}
+
+/// One line of `/proc/PID/maps` that names a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapsLine {
+    /// Device in `st_dev` encoding (see [`makedev`]).
+    pub dev: u64,
+    pub inode: u64,
+    pub path: RawName,
+    pub deleted: bool,
+}
+
+/// Linux `makedev`: the `st_dev` encoding of a major:minor pair, so a maps
+/// device compares with `stat` results.
+pub fn makedev(major: u64, minor: u64) -> u64 {
+    ((major & 0xffff_f000) << 32)
+        | ((major & 0x0000_0fff) << 8)
+        | ((minor & 0xffff_ff00) << 12)
+        | (minor & 0x0000_00ff)
+}
+
+/// Parse `/proc/PID/maps`, keeping the file mappings `keep` accepts. The
+/// path is everything after the inode (it may contain spaces); a trailing
+/// ` (deleted)` is removed and reported in `deleted`.
+pub fn parse_maps(
+    mut reader: impl BufRead,
+    mut keep: impl FnMut(u64, u64, &[u8]) -> bool,
+) -> io::Result<Vec<MapsLine>> {
+    let mut out = Vec::new();
+    let mut line = Vec::with_capacity(256);
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        if let Some(entry) = parse_maps_line(&line, &mut keep) {
+            out.push(entry);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_maps_line(
+    line: &[u8],
+    keep: &mut impl FnMut(u64, u64, &[u8]) -> bool,
+) -> Option<MapsLine> {
+    let mut rest = line;
+    let mut fields = [&[][..]; 5];
+    for slot in &mut fields {
+        let start = rest.iter().position(|b| *b != b' ')?;
+        rest = &rest[start..];
+        let end = rest.iter().position(|b| *b == b' ').unwrap_or(rest.len());
+        *slot = &rest[..end];
+        rest = &rest[end..];
+    }
+    let inode: u64 = std::str::from_utf8(fields[4]).ok()?.parse().ok()?;
+    if inode == 0 {
+        return None; // anonymous mapping
+    }
+    let dev_text = std::str::from_utf8(fields[3]).ok()?;
+    let (major, minor) = dev_text.split_once(':')?;
+    let dev = makedev(
+        u64::from_str_radix(major, 16).ok()?,
+        u64::from_str_radix(minor, 16).ok()?,
+    );
+    let start = rest.iter().position(|b| *b != b' ').unwrap_or(rest.len());
+    let mut path = &rest[start..];
+    let deleted = path.ends_with(b" (deleted)");
+    if deleted {
+        path = &path[..path.len() - b" (deleted)".len()];
+    }
+    if !keep(dev, inode, path) {
+        return None;
+    }
+    Some(MapsLine {
+        dev,
+        inode,
+        path: RawName::from(path),
+        deleted,
+    })
+}
+
+/// `/proc/PID/cmdline`: NUL-separated arguments.
+pub fn parse_cmdline(bytes: &[u8]) -> Vec<RawName> {
+    let bytes = bytes.strip_suffix(b"\0").unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    bytes.split(|b| *b == 0).map(RawName::from).collect()
+}
+
+/// `flags:` of `/proc/PID/fdinfo/N`, written in octal.
+pub fn parse_fdinfo_flags(reader: impl BufRead) -> io::Result<Option<u32>> {
+    for line in reader.lines() {
+        let line = line?;
+        if let Some(v) = line.strip_prefix("flags:") {
+            return Ok(u32::from_str_radix(v.trim(), 8).ok());
+        }
+    }
+    Ok(None)
+}
+
+/// What a `/proc/PID/fd/N` link points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FdTarget {
+    Pipe(u64),
+    Socket(u64),
+    Other,
+}
+
+pub fn parse_fd_link(link: &[u8]) -> FdTarget {
+    let inode = |prefix: &[u8]| -> Option<u64> {
+        let inner = link.strip_prefix(prefix)?.strip_suffix(b"]")?;
+        std::str::from_utf8(inner).ok()?.parse().ok()
+    };
+    if let Some(n) = inode(b"pipe:[") {
+        FdTarget::Pipe(n)
+    } else if let Some(n) = inode(b"socket:[") {
+        FdTarget::Socket(n)
+    } else {
+        FdTarget::Other
+    }
+}
+
+/// A glibc semaphore file: 32 bytes on 64-bit targets; the first u64 holds
+/// the value in its low 32 bits and the waiter count in its high 32.
+pub const GLIBC_SEM_SIZE: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SemState {
+    pub value: u32,
+    pub waiters: u32,
+}
+
+pub fn parse_glibc_sem(bytes: &[u8]) -> Result<SemState, ParseError> {
+    if bytes.len() != GLIBC_SEM_SIZE {
+        return Err(malformed(
+            "semaphore",
+            format!(
+                "{} bytes, a glibc semaphore has {GLIBC_SEM_SIZE}",
+                bytes.len()
+            ),
+        ));
+    }
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[..8]);
+    let data = u64::from_ne_bytes(word);
+    Ok(SemState {
+        value: (data & 0xffff_ffff) as u32,
+        waiters: (data >> 32) as u32,
+    })
+}
+
+/// `btime` from `/proc/stat`: boot time in seconds since the epoch.
+pub fn parse_boot_time(reader: impl BufRead) -> io::Result<Option<u64>> {
+    for line in reader.lines() {
+        let line = line?;
+        if let Some(v) = line.strip_prefix("btime ") {
+            return Ok(v.trim().parse().ok());
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_parens_and_spaces_in_comm() {
+        let line = b"4242 (evil) (name) S) R 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 98765 1000 10 18446744073709551615\n";
+        let st = parse_stat(line).unwrap();
+        assert_eq!(st.pid, 4242);
+        assert_eq!(st.comm.as_bytes(), b"evil) (name) S");
+        assert_eq!(st.state, 'R');
+        assert_eq!(st.ppid, 1);
+        assert_eq!(st.pgrp, 4242);
+        assert_eq!(st.session, 4242);
+        assert_eq!(st.num_threads, 3);
+        assert_eq!(st.start_ticks, 98765);
+    }
+
+    #[test]
+    fn stat_zombie() {
+        let line = b"77 (python3) Z 70 70 70 0 -1 4227148 0 0 0 0 0 0 0 0 20 0 1 0 5000 0 0 18446744073709551615";
+        let st = parse_stat(line).unwrap();
+        assert_eq!(st.state, 'Z');
+        assert_eq!(st.ppid, 70);
+    }
+
+    #[test]
+    fn stat_truncated_is_an_error_not_a_panic() {
+        assert!(parse_stat(b"12 (x) S 1 2").is_err());
+        assert!(parse_stat(b"").is_err());
+        assert!(parse_stat(b"12 x) (").is_err());
+        assert!(
+            parse_stat(b"abc (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20").is_err()
+        );
+    }
+
+    #[test]
+    fn status_fields() {
+        let text = "Name:\tpython3\nUmask:\t0022\nState:\tS (sleeping)\nNSpid:\t1234\t1\nUid:\t1000\t1000\t1000\t1000\nThreads:\t17\nSigIgn:\t0000000001001000\nSigCgt:\t0000000180014002\n";
+        let st = parse_status(text.as_bytes()).unwrap();
+        assert_eq!(st.uid, Some(1000));
+        assert_eq!(st.threads, Some(17));
+        assert_eq!(st.ns_pids, vec![1234, 1]);
+        assert_eq!(st.sig_caught, Some(0x180014002));
+        assert_eq!(st.sig_ignored, Some(0x1001000));
+        // SIGCHLD is 17: bit 16.
+        assert_eq!(st.sig_caught.unwrap() & (1 << 16), 1 << 16);
+    }
+
+    #[test]
+    fn maps_paths_with_spaces_and_deleted() {
+        let text = "\
+55d4c0a00000-55d4c0a02000 r--p 00000000 fd:01 1311 /usr/bin/python3.11
+7f1c2a000000-7f1c2a001000 rw-s 00000000 00:1a 4711 /dev/shm/sem.A1b2C3 (deleted)
+7f1c2a001000-7f1c2a002000 rw-s 00000000 00:1a 4712 /dev/shm/sem.with space name
+7f1c2a002000-7f1c2a003000 rw-s 00000000 00:1a 4713 /dev/shm/sem.x (deleted) (deleted)
+7f1c2a003000-7f1c2a004000 rw-p 00000000 00:00 0 
+7ffd1e5f0000-7ffd1e611000 rw-p 00000000 00:00 0                          [stack]
+";
+        let shm_dev = makedev(0, 0x1a);
+        let got = parse_maps(text.as_bytes(), |dev, _, _| dev == shm_dev).unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].inode, 4711);
+        assert_eq!(got[0].path.as_bytes(), b"/dev/shm/sem.A1b2C3");
+        assert!(got[0].deleted);
+        assert_eq!(got[1].path.as_bytes(), b"/dev/shm/sem.with space name");
+        assert!(!got[1].deleted);
+        // A file really named "x (deleted)" that was then deleted.
+        assert_eq!(got[2].path.as_bytes(), b"/dev/shm/sem.x (deleted)");
+        assert!(got[2].deleted);
+    }
+
+    #[test]
+    fn maps_garbage_lines_are_skipped() {
+        let text = b"garbage\n\n1-2 r 0 zz:yy 5 /x\n1-2 r 0 00:1a notanumber /x\n\xff\xfe\n";
+        let got = parse_maps(&text[..], |_, _, _| true).unwrap();
+        assert!(got.is_empty());
+    }
+
+    #[test]
+    fn makedev_matches_libc_encoding() {
+        assert_eq!(makedev(0, 0x1a), 0x1a);
+        assert_eq!(makedev(8, 1), 0x801);
+        assert_eq!(makedev(259, 3), 0x10303);
+        assert_eq!(makedev(0x1000, 0x100), (0x1000u64 << 32) | (0x100u64 << 12));
+    }
+
+    #[test]
+    fn cmdline_split() {
+        assert_eq!(
+            parse_cmdline(b"python3\0-c\0print(1)\0"),
+            vec![
+                RawName::from("python3"),
+                RawName::from("-c"),
+                RawName::from("print(1)")
+            ]
+        );
+        assert!(parse_cmdline(b"").is_empty());
+    }
+
+    #[test]
+    fn fdinfo_flags_octal() {
+        let text = "pos:\t0\nflags:\t02004000\nmnt_id:\t15\nino:\t123\n";
+        let flags = parse_fdinfo_flags(text.as_bytes()).unwrap().unwrap();
+        assert_eq!(flags & 0o4000, 0o4000);
+        assert_eq!(flags & 0o3, 0);
+    }
+
+    #[test]
+    fn fd_links() {
+        assert_eq!(parse_fd_link(b"pipe:[9052]"), FdTarget::Pipe(9052));
+        assert_eq!(parse_fd_link(b"socket:[77]"), FdTarget::Socket(77));
+        assert_eq!(parse_fd_link(b"/dev/null"), FdTarget::Other);
+        assert_eq!(parse_fd_link(b"pipe:[x]"), FdTarget::Other);
+    }
+
+    #[test]
+    fn glibc_semaphore_layout() {
+        let mut buf = [0u8; 32];
+        buf[..8].copy_from_slice(&((3u64 << 32) | 1).to_ne_bytes());
+        assert_eq!(
+            parse_glibc_sem(&buf).unwrap(),
+            SemState {
+                value: 1,
+                waiters: 3
+            }
+        );
+        assert!(parse_glibc_sem(&[]).is_err());
+        assert!(parse_glibc_sem(&[0; 31]).is_err());
+        assert!(parse_glibc_sem(&[0; 33]).is_err());
+    }
+
+    #[test]
+    fn boot_time() {
+        let text = "cpu  1 2 3\nintr 5\nbtime 1700000000\nprocesses 10\n";
+        assert_eq!(parse_boot_time(text.as_bytes()).unwrap(), Some(1700000000));
+    }
+}

@@ -1,0 +1,83 @@
+//! Builders for Snapshots in rule tests.
+
+use semleak_platform::{FileMeta, Host, Process, RawName, Semaphore, SkippedProcess, Snapshot};
+
+/// 2026-11-21T00:00:00Z
+pub const NOW_MS: u64 = 1_795_219_200_000;
+
+pub fn snapshot() -> Snapshot {
+    Snapshot {
+        format: semleak_platform::SNAPSHOT_FORMAT,
+        host: Host {
+            os: "linux".into(),
+            hostname: "testhost".into(),
+            kernel: "6.1.0".into(),
+            boot_time: Some(NOW_MS / 1000 - 86_400),
+            clock_ticks: 100,
+            collector_pid: 99_999,
+            collector_uid: 0,
+        },
+        taken_at_ms: NOW_MS,
+        duration_ms: 12,
+        shm: semleak_platform::Shm {
+            dir: "/dev/shm".into(),
+            dev: Some(0x1a),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+pub fn sem(name: &str, inode: u64, holders: &[i32]) -> Semaphore {
+    Semaphore {
+        name: name.into(),
+        path: format!("/dev/shm/sem.{name}").into(),
+        meta: FileMeta {
+            dev: 0x1a,
+            inode,
+            uid: 1000,
+            gid: 1000,
+            mode: 0o600,
+            size: 32,
+            modified_at: (NOW_MS / 1000) as i64 - 3_600,
+            changed_at: (NOW_MS / 1000) as i64 - 3_600,
+        },
+        value: Some(1),
+        waiters: Some(0),
+        holders: holders.to_vec(),
+        ..Default::default()
+    }
+}
+
+pub fn process(pid: i32, ppid: i32, cmdline: &str) -> Process {
+    let comm = cmdline
+        .split(' ')
+        .next()
+        .unwrap_or("")
+        .rsplit('/')
+        .next()
+        .unwrap_or("");
+    Process {
+        pid,
+        ppid,
+        pgrp: pid,
+        session: pid,
+        state: 'S',
+        uid: Some(1000),
+        start_time_ms: Some(NOW_MS - 600_000),
+        start_ticks: 1000 + pid as u64,
+        comm: comm.into(),
+        cmdline: cmdline.split(' ').map(RawName::from).collect(),
+        threads: 1,
+        inspected: true,
+        ..Default::default()
+    }
+}
+
+pub fn skip(snap: &mut Snapshot, pid: i32, uid: Option<u32>) {
+    snap.visibility.skipped.push(SkippedProcess {
+        pid,
+        reason: format!("permission denied reading /proc/{pid}/maps"),
+        uid,
+    });
+}

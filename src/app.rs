@@ -1,0 +1,150 @@
+//! The commands, below `main`: typed errors, exit codes as numbers.
+
+use std::fs;
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use semleak_platform::{CollectError, Snapshot};
+
+use crate::analyze::{self, Config};
+use crate::cli::{AnalyzeArgs, Cli, Command, Format, OutputArgs, ScanArgs, SnapshotArgs};
+use crate::report::{json, table, Report};
+
+/// Exit status: nothing at or above `--fail-on`.
+pub const EXIT_OK: i32 = 0;
+/// Exit status: findings at or above `--fail-on`.
+pub const EXIT_FINDINGS: i32 = 1;
+/// Exit status: usage error, bad input or internal failure.
+pub const EXIT_ERROR: i32 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Collect(#[from] CollectError),
+    #[error("cannot read snapshot {}: {source}", path.display())]
+    ReadSnapshot {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} is not a semleak snapshot: {source}", path.display())]
+    ParseSnapshot {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("snapshot {} has format {found}; this semleak reads format {expected}", path.display())]
+    SnapshotFormat {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub fn run(cli: Cli) -> Result<i32, AppError> {
+    match cli.command {
+        Command::Scan(args) => scan(&args),
+        Command::Snapshot(args) => snapshot(&args),
+        Command::Analyze(args) => analyze_file(&args),
+    }
+}
+
+fn scan(args: &ScanArgs) -> Result<i32, AppError> {
+    let snapshot = semleak_platform::collect(&args.collect.options())?;
+    report_and_exit("scan", &snapshot, &args.rules.config(), &args.output)
+}
+
+fn snapshot(args: &SnapshotArgs) -> Result<i32, AppError> {
+    let snapshot = semleak_platform::collect(&args.collect.options())?;
+    let mut text = serde_json::to_string_pretty(&snapshot).expect("a Snapshot always serialises");
+    text.push('\n');
+    match &args.output {
+        Some(path) => fs::write(path, text).map_err(|source| AppError::Write {
+            path: path.clone(),
+            source,
+        })?,
+        None => write_stdout(&text)?,
+    }
+    Ok(EXIT_OK)
+}
+
+fn analyze_file(args: &AnalyzeArgs) -> Result<i32, AppError> {
+    let snapshot = load_snapshot(&args.snapshot)?;
+    report_and_exit("analyze", &snapshot, &args.rules.config(), &args.output)
+}
+
+pub fn load_snapshot(path: &Path) -> Result<Snapshot, AppError> {
+    let read_err = |source| AppError::ReadSnapshot {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = if path.as_os_str() == "-" {
+        let mut s = String::new();
+        io::stdin().read_to_string(&mut s).map_err(read_err)?;
+        s
+    } else {
+        fs::read_to_string(path).map_err(read_err)?
+    };
+    let snapshot: Snapshot =
+        serde_json::from_str(&text).map_err(|source| AppError::ParseSnapshot {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if snapshot.format != semleak_platform::SNAPSHOT_FORMAT {
+        return Err(AppError::SnapshotFormat {
+            path: path.to_path_buf(),
+            found: snapshot.format,
+            expected: semleak_platform::SNAPSHOT_FORMAT,
+        });
+    }
+    Ok(snapshot)
+}
+
+fn report_and_exit(
+    command: &str,
+    snapshot: &Snapshot,
+    config: &Config,
+    output: &OutputArgs,
+) -> Result<i32, AppError> {
+    let findings = analyze::analyze(snapshot, config);
+    let report = Report::new(command, snapshot, findings);
+    emit(&report, output.format)?;
+    Ok(if output.fail_on.fails(report.worst()) {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    })
+}
+
+pub fn emit(report: &Report, format: Format) -> Result<(), AppError> {
+    let text = match format {
+        Format::Json => json::render(report),
+        Format::Table => table::render(
+            report,
+            &table::TableOptions {
+                wrap: io::stdout().is_terminal(),
+            },
+        ),
+    };
+    write_stdout(&text)
+}
+
+/// Write to stdout; a reader that went away (`semleak scan | head`) is not
+/// an error.
+pub fn write_stdout(text: &str) -> Result<(), AppError> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(source) => Err(AppError::Write {
+            path: PathBuf::from("<stdout>"),
+            source,
+        }),
+        Ok(()) => Ok(()),
+    }
+}

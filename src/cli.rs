@@ -1,0 +1,167 @@
+//! The command line: the only place flags are defined.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::analyze::{Config, Severity};
+use crate::duration::parse_duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "semleak",
+    version,
+    about = "Find IPC resource leaks: unheld POSIX named semaphores, zombies, orphaned workers, full wakeup pipes",
+    long_about = "semleak finds IPC resource leaks on this host and says how to clean them up: \
+POSIX named semaphores no process holds, processes hoarding semaphores, shared-memory pressure, \
+zombie processes, orphaned workers and full or stalled event-loop wakeup pipes.",
+    after_help = "Exit status: 0 nothing at or above --fail-on; 1 findings at or above it; \
+2 usage error, bad input or internal failure."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Look at this host once and report leaks.
+    Scan(ScanArgs),
+    /// Write the raw collected Snapshot as JSON (for offline analysis and bug reports).
+    Snapshot(SnapshotArgs),
+    /// Analyse a Snapshot saved by `semleak snapshot`, offline.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub collect: CollectArgs,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub collect: CollectArgs,
+    /// Write to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// A Snapshot JSON file written by `semleak snapshot` (`-` for standard input).
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: PathBuf,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Where to collect from.
+#[derive(Debug, Clone, Args)]
+pub struct CollectArgs {
+    /// Root of the proc filesystem (for fixture trees and containers).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/proc",
+        help_heading = "Collection"
+    )]
+    pub proc_root: PathBuf,
+    /// Shared-memory directory holding `sem.*` files [default: /dev/shm].
+    #[arg(long, value_name = "DIR", help_heading = "Collection")]
+    pub shm_dir: Option<PathBuf>,
+    /// Window between the two fill-level samples of wakeup channels (0s disables sampling).
+    #[arg(long, value_name = "DURATION", default_value = "300ms", value_parser = parse_duration, help_heading = "Collection")]
+    pub sample_window: Duration,
+}
+
+impl CollectArgs {
+    pub fn options(&self) -> semleak_platform::CollectOptions {
+        semleak_platform::CollectOptions {
+            proc_root: self.proc_root.clone(),
+            shm_dir: self.shm_dir.clone(),
+            sample_window: self.sample_window,
+            ..Default::default()
+        }
+    }
+}
+
+/// Rule thresholds.
+#[derive(Debug, Clone, Args)]
+pub struct RuleArgs {
+    /// Warn about a process mapping at least N named semaphores.
+    #[arg(long, value_name = "N", default_value_t = Config::default().hoard_threshold, help_heading = "Rules")]
+    pub hold_threshold: usize,
+    /// Warn when the shared-memory filesystem is more than PCT percent full (bytes or inodes).
+    #[arg(long, value_name = "PCT", default_value_t = Config::default().shm_pressure_percent,
+          value_parser = clap::value_parser!(u8).range(1..=100), help_heading = "Rules")]
+    pub shm_pressure: u8,
+    /// Zombies under one parent from which it is a warning.
+    #[arg(long, value_name = "N", default_value_t = Config::default().zombie_warning_at, help_heading = "Rules")]
+    pub zombie_warning: usize,
+    /// Zombies under one parent from which it is an error.
+    #[arg(long, value_name = "N", default_value_t = Config::default().zombie_error_at, help_heading = "Rules")]
+    pub zombie_error: usize,
+    /// Same-named threads in one process from which a pile-up is reported.
+    #[arg(long, value_name = "N", default_value_t = Config::default().thread_pileup_at, help_heading = "Rules")]
+    pub thread_pileup: usize,
+}
+
+impl RuleArgs {
+    pub fn config(&self) -> Config {
+        Config {
+            hoard_threshold: self.hold_threshold,
+            shm_pressure_percent: self.shm_pressure,
+            zombie_warning_at: self.zombie_warning,
+            zombie_error_at: self.zombie_error,
+            thread_pileup_at: self.thread_pileup,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table, help_heading = "Output")]
+    pub format: Format,
+    /// Exit 1 when a finding at or above this severity remains.
+    #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = FailOn::Error, help_heading = "Output")]
+    pub fail_on: FailOn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Tables for people, a one-line verdict first.
+    Table,
+    /// The JSON report (schema_version 1).
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Error,
+    Warning,
+    Info,
+    Never,
+}
+
+impl FailOn {
+    /// Does a report whose worst finding is `worst` fail?
+    pub fn fails(self, worst: Option<Severity>) -> bool {
+        let threshold = match self {
+            FailOn::Error => Severity::Error,
+            FailOn::Warning => Severity::Warning,
+            FailOn::Info => Severity::Info,
+            FailOn::Never => return false,
+        };
+        worst.is_some_and(|w| w >= threshold)
+    }
+}

@@ -1,0 +1,10 @@
+//! semleak: find IPC resource leaks. Data flows one way:
+//! collect (crate `semleak-platform`) → [`analyze`] → [`report`].
+
+pub mod analyze;
+pub mod app;
+pub mod cli;
+pub mod duration;
+pub mod report;
+
+pub use semleak_platform as platform;
