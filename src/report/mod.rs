@@ -45,6 +45,15 @@ pub struct VisibilityInfo {
     pub skipped: Vec<SkippedInfo>,
     /// What could not be seen at all, in words.
     pub notes: Vec<String>,
+    /// Shared-memory entries that were not examined as semaphores (a
+    /// symlink or directory named `sem.*`, an entry lstat failed on), with why.
+    pub entries_skipped: Vec<SkippedEntryInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SkippedEntryInfo {
+    pub name: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -207,6 +216,14 @@ impl Report {
                     })
                     .collect(),
                 notes: vis.notes.clone(),
+                entries_skipped: shm
+                    .skipped
+                    .iter()
+                    .map(|e| SkippedEntryInfo {
+                        name: e.name.to_lossy(),
+                        reason: e.reason.clone(),
+                    })
+                    .collect(),
             },
             limits,
             summary: Summary::of(&findings),
@@ -253,3 +270,6 @@ fn semaphore_limits(snapshot: &Snapshot) -> Option<SemaphoreLimits> {
 pub fn term(s: &str) -> String {
     escape_for_terminal(s)
 }
+
+#[cfg(test)]
+mod tests;

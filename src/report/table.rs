@@ -96,11 +96,7 @@ fn verdict(report: &Report) -> String {
             ));
         }
     }
-    let kinds: Vec<String> = s
-        .by_kind
-        .iter()
-        .map(|(k, n)| format!("{n} {}", k.replace('_', " ")))
-        .collect();
+    let kinds: Vec<String> = s.by_kind.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
     format!(
         "{label}: {} on {host} — {}",
         counts.join(", "),
@@ -234,6 +230,9 @@ fn visibility_lines(report: &Report) -> String {
         for n in &v.notes {
             let _ = writeln!(out, "  {}", term(n));
         }
+    }
+    for e in &v.entries_skipped {
+        let _ = writeln!(out, "Skipped entry {}: {}", term(&e.name), term(&e.reason));
     }
     out
 }

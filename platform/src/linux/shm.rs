@@ -172,6 +172,8 @@ fn read_semaphore(dir: &Path, sem_name: &[u8], path: &Path, md: &fs::Metadata) -
     sem
 }
 
+// The statvfs field types differ between targets (u32 on 32-bit).
+#[allow(clippy::unnecessary_cast)]
 fn statvfs(dir: &Path) -> io::Result<FsUsage> {
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;

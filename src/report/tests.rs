@@ -1,0 +1,180 @@
+//! Rendering tests: insta snapshots of the table and JSON output of one
+//! Snapshot built in code, and the JSON field set pinned.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::{json, table, Report};
+use crate::analyze::testing::*;
+use crate::analyze::{analyze, Config};
+
+fn example_report() -> Report {
+    let mut snap = snapshot();
+    let mut unlinked = sem("0MDtNA", 30, &[200]);
+    unlinked.unlinked = true;
+    unlinked.value = None;
+    unlinked.waiters = None;
+    snap.shm.semaphores = vec![
+        sem("mp-ab12cd34", 10, &[]),
+        sem("loky-4242-x1y2z3w4", 11, &[]),
+        sem("app-lock", 12, &[200, 201]),
+        sem("app-queue", 13, &[200]),
+        unlinked,
+    ];
+    snap.shm.usage = Some(semleak_platform::FsUsage {
+        bytes_total: 64 << 20,
+        bytes_free: 60 << 20,
+        inodes_total: 1000,
+        inodes_free: 100,
+    });
+    snap.processes = vec![
+        process(1, 0, "/sbin/init"),
+        process(200, 1, "python3 server.py --workers 4"),
+        process(201, 200, "python3 -c from multiprocessing.spawn import spawn_main; spawn_main(tracker_fd=5, pipe_handle=7) --multiprocessing-fork"),
+    ];
+    snap.visibility.processes_total = 4;
+    snap.visibility.processes_inspected = 3;
+    skip(&mut snap, 300, Some(0));
+    let config = Config {
+        hoard_threshold: 3,
+        ..Config::default()
+    };
+    let findings = analyze(&snap, &config);
+    let mut report = Report::new("scan", &snap, findings);
+    report.semleak_version = "0.0.0-test".into();
+    report
+}
+
+fn settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path("../../snapshots");
+    s.set_prepend_module_to_snapshot(false);
+    s
+}
+
+#[test]
+fn table_rendering() {
+    let text = table::render(&example_report(), &table::TableOptions { wrap: false });
+    settings().bind(|| insta::assert_snapshot!("scan_table", text));
+}
+
+#[test]
+fn json_rendering() {
+    let text = json::render(&example_report());
+    settings().bind(|| insta::assert_snapshot!("scan_json", text));
+}
+
+#[test]
+fn clean_host_table() {
+    let snap = snapshot();
+    let mut report = Report::new("scan", &snap, analyze(&snap, &Config::default()));
+    report.semleak_version = "0.0.0-test".into();
+    let text = table::render(&report, &table::TableOptions { wrap: false });
+    settings().bind(|| insta::assert_snapshot!("scan_table_clean", text));
+}
+
+fn keys(v: &Value, prefix: &str, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                out.insert(path.clone());
+                keys(v, &path, out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                keys(item, &format!("{prefix}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The JSON contract of DESIGN.md (schema_version 1). Adding a field means
+/// adding it here; renaming or removing one means bumping schema_version.
+#[test]
+fn json_field_set_is_pinned() {
+    let v: Value = serde_json::from_str(&json::render(&example_report())).unwrap();
+    let mut got = BTreeSet::new();
+    keys(&v, "", &mut got);
+    let expected: BTreeSet<String> = [
+        "schema_version",
+        "semleak_version",
+        "command",
+        "host",
+        "host.os",
+        "host.hostname",
+        "host.kernel",
+        "started_at",
+        "duration_ms",
+        "visibility",
+        "visibility.complete",
+        "visibility.processes_total",
+        "visibility.processes_inspected",
+        "visibility.skipped",
+        "visibility.skipped[].pid",
+        "visibility.skipped[].reason",
+        "visibility.notes",
+        "visibility.entries_skipped",
+        "limits",
+        "limits.shm",
+        "limits.shm.path",
+        "limits.shm.bytes_total",
+        "limits.shm.bytes_used",
+        "limits.shm.inodes_total",
+        "limits.shm.inodes_used",
+        "limits.semaphores",
+        "limits.semaphores.max",
+        "limits.semaphores.in_use",
+        "summary",
+        "summary.errors",
+        "summary.warnings",
+        "summary.infos",
+        "summary.by_kind",
+        "summary.by_kind.leaked_semaphore",
+        "summary.by_kind.semaphore_hoarding",
+        "summary.by_kind.shm_pressure",
+        "findings",
+        "findings[].id",
+        "findings[].kind",
+        "findings[].severity",
+        "findings[].confidence",
+        "findings[].summary",
+        "findings[].pids",
+        "findings[].parent_pid",
+        "findings[].resources",
+        "findings[].evidence",
+        "findings[].recommendation",
+        "findings[].cleanup",
+        "inventory",
+        "inventory.semaphores",
+        "inventory.semaphores[].name",
+        "inventory.semaphores[].path",
+        "inventory.semaphores[].dev",
+        "inventory.semaphores[].inode",
+        "inventory.semaphores[].uid",
+        "inventory.semaphores[].mode",
+        "inventory.semaphores[].size",
+        "inventory.semaphores[].value",
+        "inventory.semaphores[].waiters",
+        "inventory.semaphores[].modified_at",
+        "inventory.semaphores[].unlinked",
+        "inventory.semaphores[].holders",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    let missing: Vec<_> = expected.difference(&got).collect();
+    let unexpected: Vec<_> = got.difference(&expected).collect();
+    assert!(
+        missing.is_empty() && unexpected.is_empty(),
+        "missing {missing:?}, unexpected {unexpected:?}"
+    );
+    assert_eq!(v["schema_version"], 1);
+}
