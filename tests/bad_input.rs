@@ -1,6 +1,7 @@
 //! Fixture /proc and shared-memory trees full of odd entries: semleak
 //! reports or skips each with a reason, never panics, escapes names on a
 //! terminal and keeps JSON valid.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Real named semaphores, made on purpose, and what `semleak scan` says.
+#![cfg(target_os = "linux")]
 
 mod common;
 

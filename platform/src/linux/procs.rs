@@ -1,7 +1,7 @@
 //! The process table from /proc: each file read at most once per scan.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader};
+use std::io::{self, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -34,6 +34,14 @@ impl ShmFilter<'_> {
     fn keep(&self, dev: u64, path: &[u8]) -> bool {
         self.dev == Some(dev) || (path.starts_with(self.dir_prefix) && !self.dir_prefix.is_empty())
     }
+}
+
+/// Read a small /proc file: open + read, no `statx` for a size hint (proc
+/// files report size 0 anyway), so each file costs one open, reads, close.
+fn read_small(path: &Path) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(512);
+    File::open(path)?.read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 fn gone(e: &io::Error) -> bool {
@@ -72,7 +80,7 @@ pub fn collect_process(
 ) -> ProcOutcome {
     let base = proc_root.join(pid.to_string());
     let stat_path = base.join("stat");
-    let stat = match fs::read(&stat_path) {
+    let stat = match read_small(&stat_path) {
         Ok(b) => b,
         Err(e) if gone(&e) => return ProcOutcome::Vanished,
         Err(e) => {
@@ -126,7 +134,7 @@ pub fn collect_process(
         Err(e) if gone(&e) => return ProcOutcome::Vanished,
         Err(_) => {} // uid unknown; the details below decide visibility
     }
-    if let Ok(b) = fs::read(base.join("cmdline")) {
+    if let Ok(b) = read_small(&base.join("cmdline")) {
         p.cmdline = parse_cmdline(&b);
     }
     if p.is_zombie() {
@@ -224,7 +232,7 @@ fn read_thread_names(base: &Path) -> Vec<RawName> {
                 .ok()?
                 .parse()
                 .ok()?;
-            let mut comm = fs::read(e.path().join("comm")).ok()?;
+            let mut comm = read_small(&e.path().join("comm")).ok()?;
             if comm.last() == Some(&b'\n') {
                 comm.pop();
             }
