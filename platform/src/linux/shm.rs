@@ -154,9 +154,18 @@ fn read_semaphore(dir: &Path, sem_name: &[u8], path: &Path, md: &fs::Metadata) -
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
-        .and_then(|f| {
-            let mut buf = Vec::with_capacity(GLIBC_SEM_SIZE + 1);
-            f.take(GLIBC_SEM_SIZE as u64 + 1).read_to_end(&mut buf)?;
+        .and_then(|mut f| {
+            // lstat said 32 bytes: one read of 32 gets them (a file that
+            // shrank meanwhile yields fewer and is reported as malformed).
+            let mut buf = vec![0u8; GLIBC_SEM_SIZE];
+            let mut filled = 0;
+            while filled < buf.len() {
+                match f.read(&mut buf[filled..])? {
+                    0 => break,
+                    n => filled += n,
+                }
+            }
+            buf.truncate(filled);
             Ok(buf)
         });
     match read {
