@@ -128,7 +128,7 @@ fn full_wakeup_socketpair_is_an_error() {
     let ev = evidence(f);
     assert!(ev.contains("full, a write gets EAGAIN"), "{ev}");
     assert!(ev.contains("sending end, non-blocking"), "{ev}");
-    assert!(ev.contains("sock diag"), "{ev}");
+    assert!(ev.contains("read with sock_diag"), "{ev}");
 }
 
 #[test]

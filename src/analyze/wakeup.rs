@@ -134,10 +134,8 @@ fn finding(snapshot: &Snapshot, ch: &SelfChannel, kind: Kind) -> Finding {
         ));
     }
     if !ch.method.is_empty() {
-        f.evidence.push(format!(
-            "fill level read with {}",
-            ch.method.replace('_', " ")
-        ));
+        f.evidence
+            .push(format!("fill level read with {}", ch.method));
     }
     f.recommendation = "The process's event loop is blocked or starved and no longer reads its \
 signal wakeup channel, so further signal bytes are dropped and Ctrl-C stops working. Look at \
