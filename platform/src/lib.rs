@@ -9,6 +9,8 @@ pub mod macos_parse;
 pub mod model;
 pub mod parse;
 pub mod rawname;
+pub mod self_channels;
+pub mod sock_diag;
 
 #[cfg(target_os = "linux")]
 mod linux;

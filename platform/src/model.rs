@@ -193,6 +193,9 @@ pub struct Fd {
     pub inode: u64,
     /// Open flags from fdinfo (octal there), when readable.
     pub flags: Option<u32>,
+    /// Unix sockets: the inode of the connected peer socket (sock_diag).
+    #[serde(default)]
+    pub peer_inode: Option<u64>,
 }
 
 impl Fd {
@@ -219,6 +222,14 @@ pub struct SelfChannel {
     pub write_inode: u64,
     pub nonblocking: Option<bool>,
     pub samples: Vec<ChannelSample>,
+    /// Other processes holding either end (a forked child inherits a
+    /// wakeup channel too).
+    #[serde(default)]
+    pub other_holders: Vec<i32>,
+    /// How the fill level was read: "pidfd_getfd", "proc_fd_reopen" or
+    /// "sock_diag".
+    #[serde(default)]
+    pub method: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

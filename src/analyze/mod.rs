@@ -6,6 +6,7 @@ pub mod semaphore_hoarding;
 pub mod shm_pressure;
 #[cfg(test)]
 pub mod testing;
+pub mod wakeup;
 
 use semleak_platform::Snapshot;
 use serde::{Deserialize, Serialize};
@@ -194,6 +195,7 @@ pub fn analyze(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
     findings.extend(leaked_semaphore::check(snapshot, config));
     findings.extend(semaphore_hoarding::check(snapshot, config));
     findings.extend(shm_pressure::check(snapshot, config));
+    findings.extend(wakeup::check(snapshot, config));
     sort_findings(&mut findings);
     findings
 }

@@ -81,3 +81,31 @@ pub fn skip(snap: &mut Snapshot, pid: i32, uid: Option<u32>) {
         uid,
     });
 }
+
+/// A self-channel of `pid` with one sample per `(queued, full)` pair,
+/// 300 ms apart: a pipe of 64 KiB, or a socket pair with a 208 KiB sndbuf.
+pub fn channel(pid: i32, kind: &str, levels: &[(u64, bool)]) -> semleak_platform::SelfChannel {
+    let pipe = kind == "pipe";
+    semleak_platform::SelfChannel {
+        pid,
+        kind: kind.into(),
+        read_fd: 5,
+        write_fd: 6,
+        read_inode: 9052,
+        write_inode: if pipe { 9052 } else { 9053 },
+        nonblocking: Some(true),
+        samples: levels
+            .iter()
+            .enumerate()
+            .map(|(i, &(queued, full))| semleak_platform::ChannelSample {
+                at_ms: 20 + 300 * i as u64,
+                queued,
+                capacity: if pipe { 65_536 } else { 212_992 },
+                sender_wmem: (!pipe).then_some(if full { 213_504 } else { queued * 768 }),
+                full,
+            })
+            .collect(),
+        method: if pipe { "pidfd_getfd" } else { "sock_diag" }.into(),
+        ..Default::default()
+    }
+}

@@ -3,6 +3,7 @@
 mod channels;
 mod procs;
 mod shm;
+mod sock_diag;
 
 use std::collections::HashMap;
 use std::fs::{self, File};

@@ -215,6 +215,7 @@ fn read_fds(base: &Path) -> Vec<Fd> {
             kind,
             inode,
             flags,
+            peer_inode: None,
         });
     }
     fds.sort_by_key(|f| f.fd);

@@ -1,0 +1,307 @@
+//! `full_wakeup_pipe` and `stalled_wakeup_pipe`: an event loop's
+//! self-channel (the fd handed to `signal.set_wakeup_fd`) that stays full,
+//! or non-empty, across the sampling window without being read.
+//!
+//! Only non-blocking channels count: a wakeup fd must be non-blocking
+//! (CPython refuses a blocking one; asyncio, trio, tokio and GLib all set
+//! O_NONBLOCK), while a blocking self-pipe is a data queue whose slow
+//! consumer is not this rule's business. A channel that was read between
+//! samples (its queue shrank) is healthy, however full it looked: trio's
+//! 1-byte-buffer socketpair is full for an instant by design.
+
+use std::collections::BTreeMap;
+
+use semleak_platform::{ChannelSample, SelfChannel, Snapshot};
+
+use super::{process_label, Confidence, Config, Finding, Kind, Severity};
+
+pub fn check(snapshot: &Snapshot, _config: &Config) -> Vec<Finding> {
+    snapshot
+        .channels
+        .iter()
+        .filter(|c| c.pid != snapshot.host.collector_pid)
+        .filter_map(|c| Some(finding(snapshot, c, verdict(c)?)))
+        .collect()
+}
+
+/// The kind of fault a channel shows, if any.
+fn verdict(ch: &SelfChannel) -> Option<Kind> {
+    if ch.samples.len() < 2 || ch.nonblocking == Some(false) {
+        return None;
+    }
+    // Read between two samples: fewer bytes queued, or (sockets) less
+    // write memory still charged to the sender.
+    let drained = ch.samples.windows(2).any(|w| {
+        w[1].queued < w[0].queued
+            || matches!((w[0].sender_wmem, w[1].sender_wmem), (Some(a), Some(b)) if b < a)
+    });
+    if drained {
+        None
+    } else if ch.samples.iter().all(|s| s.full) {
+        Some(Kind::FullWakeupPipe)
+    } else if ch.samples.iter().all(|s| s.queued > 0) {
+        Some(Kind::StalledWakeupPipe)
+    } else {
+        None
+    }
+}
+
+fn finding(snapshot: &Snapshot, ch: &SelfChannel, kind: Kind) -> Finding {
+    let is_pipe = ch.kind == "pipe";
+    let resources = if is_pipe {
+        vec![format!("pipe:[{}]", ch.read_inode)]
+    } else {
+        vec![
+            format!("socket:[{}]", ch.read_inode),
+            format!("socket:[{}]", ch.write_inode),
+        ]
+    };
+    let subject = format!(
+        "{}\0{}\0{}\0{}",
+        ch.pid, ch.kind, ch.read_inode, ch.write_inode
+    );
+    let (severity, what) = match kind {
+        Kind::FullWakeupPipe => (Severity::Error, "is full and not draining"),
+        _ => (Severity::Warning, "has bytes queued and is not draining"),
+    };
+    let confidence = if ch.nonblocking == Some(true) {
+        Confidence::Likely
+    } else {
+        Confidence::Possible
+    };
+    let mut f = Finding::new(kind, subject.as_bytes(), severity, confidence);
+    let label = process_label(snapshot, ch.pid);
+    let noun = if is_pipe { "pipe" } else { "socketpair" };
+    f.summary = match kind {
+        Kind::FullWakeupPipe => {
+            format!("wakeup {noun} of {label} {what}: signals such as Ctrl-C are dropped")
+        }
+        _ => format!("wakeup {noun} of {label} {what}: its event loop is not running"),
+    };
+    f.pids = vec![ch.pid];
+    f.resources = resources.clone();
+
+    let (read_role, write_role) = if is_pipe {
+        ("read end", "write end")
+    } else {
+        ("receiving end", "sending end")
+    };
+    let blocking = match ch.nonblocking {
+        Some(true) => ", non-blocking",
+        Some(false) => ", blocking",
+        None => "",
+    };
+    f.evidence.push(format!(
+        "{}: fd {} ({read_role}) and fd {} ({write_role}{blocking}) are both held by pid {}",
+        resources.join(" ↔ "),
+        ch.read_fd,
+        ch.write_fd,
+        ch.pid
+    ));
+    for s in &ch.samples {
+        f.evidence.push(describe_sample(s, is_pipe));
+    }
+    if let (Some(first), Some(last)) = (ch.samples.first(), ch.samples.last()) {
+        f.evidence.push(format!(
+            "nothing was read from it in the {} ms between the first and last sample",
+            last.at_ms.saturating_sub(first.at_ms)
+        ));
+    }
+    if let Some(p) = snapshot.processes.iter().find(|p| p.pid == ch.pid) {
+        f.evidence.push(threads_line(p));
+        // SIGINT is signal 2: bit 1 of the caught mask.
+        if p.sig_caught.is_some_and(|m| m & (1 << 1) != 0) {
+            f.evidence.push(
+                "it catches SIGINT: the wakeup byte of a Ctrl-C is written to this channel".into(),
+            );
+        }
+    }
+    if !ch.other_holders.is_empty() {
+        let shown: Vec<String> = ch
+            .other_holders
+            .iter()
+            .take(10)
+            .map(|p| p.to_string())
+            .collect();
+        f.evidence.push(format!(
+            "also held by pid(s) {}{} (forked children inherit it)",
+            shown.join(", "),
+            if ch.other_holders.len() > 10 {
+                ", …"
+            } else {
+                ""
+            }
+        ));
+    }
+    if !ch.method.is_empty() {
+        f.evidence
+            .push(format!("fill level read with {}", ch.method));
+    }
+    f.recommendation = "The process's event loop is blocked or starved and no longer reads its \
+signal wakeup channel, so further signal bytes are dropped and Ctrl-C stops working. Look at \
+its threads: dump their stacks (`py-spy dump --pid PID` for Python, `eu-stack -p PID` or gdb \
+otherwise) and find what keeps the loop thread from running: a blocking call on the loop \
+thread, or (as with abandoned sub-interpreter or worker threads in async frameworks) threads \
+that hold the GIL and never finish. Stop or join those threads on shutdown."
+        .to_string();
+    f
+}
+
+fn describe_sample(s: &ChannelSample, is_pipe: bool) -> String {
+    let state = if s.full {
+        " — full, a write gets EAGAIN"
+    } else {
+        ""
+    };
+    match (is_pipe, s.sender_wmem) {
+        (false, Some(wmem)) => format!(
+            "at +{} ms: {} bytes unread; sender write memory {} of send buffer {} bytes{state}",
+            s.at_ms, s.queued, wmem, s.capacity
+        ),
+        _ => format!(
+            "at +{} ms: {} of {} bytes queued{state}",
+            s.at_ms, s.queued, s.capacity
+        ),
+    }
+}
+
+/// "17 threads (16 × subint-driver[N], 1 × python3)": the most common
+/// names first, since a pile of same-named threads is often the cause.
+fn threads_line(p: &semleak_platform::Process) -> String {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for name in &p.thread_names {
+        *counts.entry(name.to_lossy()).or_default() += 1;
+    }
+    let mut by_count: Vec<(String, usize)> = counts.into_iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut parts: Vec<String> = by_count
+        .iter()
+        .take(5)
+        .map(|(n, c)| format!("{c} × {n}"))
+        .collect();
+    if by_count.len() > 5 {
+        parts.push("…".into());
+    }
+    if parts.is_empty() {
+        format!("the process has {} thread(s)", p.threads)
+    } else {
+        format!(
+            "the process has {} thread(s) ({})",
+            p.threads,
+            parts.join(", ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::testing::*;
+    use semleak_platform::RawName;
+
+    fn snap_with(ch: SelfChannel) -> Snapshot {
+        let mut snap = snapshot();
+        let mut p = process(4242, 1, "python3 server.py");
+        p.threads = 17;
+        p.thread_names = std::iter::once(RawName::from("python3"))
+            .chain((0..16).map(|_| RawName::from("subint-driver")))
+            .collect();
+        p.sig_caught = Some(0x4002);
+        snap.processes = vec![p];
+        snap.channels = vec![ch];
+        snap
+    }
+
+    #[test]
+    fn full_and_not_draining_pipe_is_an_error() {
+        let snap = snap_with(channel(4242, "pipe", &[(65_536, true), (65_536, true)]));
+        let f = check(&snap, &Config::default());
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].kind, Kind::FullWakeupPipe);
+        assert_eq!(f[0].severity, Severity::Error);
+        assert_eq!(f[0].confidence, Confidence::Likely);
+        assert_eq!(f[0].pids, vec![4242]);
+        assert_eq!(f[0].resources, vec!["pipe:[9052]"]);
+        assert!(f[0].summary.contains("pid 4242 (python3 server.py)"));
+        let ev = f[0].evidence.join("\n");
+        assert!(ev.contains("at +20 ms: 65536 of 65536 bytes queued — full"));
+        assert!(ev.contains("at +320 ms"));
+        assert!(ev.contains("nothing was read from it in the 300 ms"));
+        assert!(ev.contains("17 thread(s) (16 × subint-driver, 1 × python3)"));
+        assert!(ev.contains("catches SIGINT"));
+        assert!(ev.contains("fd 6 (write end, non-blocking)"));
+        assert!(f[0].recommendation.contains("py-spy"));
+    }
+
+    #[test]
+    fn full_socketpair_reports_sender_memory() {
+        let snap = snap_with(channel(4242, "socketpair", &[(278, true), (278, true)]));
+        let f = check(&snap, &Config::default());
+        assert_eq!(f[0].kind, Kind::FullWakeupPipe);
+        assert_eq!(f[0].resources, vec!["socket:[9052]", "socket:[9053]"]);
+        assert!(f[0].evidence.iter().any(|e| e.contains(
+            "278 bytes unread; sender write memory 213504 of send buffer 212992 bytes — full"
+        )));
+    }
+
+    #[test]
+    fn non_empty_and_not_draining_is_a_warning() {
+        let snap = snap_with(channel(4242, "pipe", &[(3, false), (5, false)]));
+        let f = check(&snap, &Config::default());
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].kind, Kind::StalledWakeupPipe);
+        assert_eq!(f[0].severity, Severity::Warning);
+        // Full only once, then still non-empty and growing: stalled.
+        let snap = snap_with(channel(4242, "pipe", &[(65_536, true), (65_536, false)]));
+        assert_eq!(
+            check(&snap, &Config::default())[0].kind,
+            Kind::StalledWakeupPipe
+        );
+    }
+
+    #[test]
+    fn drained_between_samples_is_healthy() {
+        // trio: full at both instants, but it was read in between.
+        let snap = snap_with(channel(4242, "socketpair", &[(6, true), (5, true)]));
+        assert!(check(&snap, &Config::default()).is_empty());
+        let mut ch = channel(4242, "socketpair", &[(6, true), (6, true)]);
+        ch.samples[1].sender_wmem = Some(1000);
+        assert!(check(&snap_with(ch), &Config::default()).is_empty());
+        for levels in [
+            &[(0, false), (0, false)][..],
+            &[(0, false), (7, false)][..],
+            &[(7, false), (0, false)][..],
+        ] {
+            let snap = snap_with(channel(4242, "pipe", levels));
+            assert!(check(&snap, &Config::default()).is_empty(), "{levels:?}");
+        }
+    }
+
+    #[test]
+    fn one_sample_blocking_channels_and_semleak_itself_are_not_judged() {
+        let snap = snap_with(channel(4242, "pipe", &[(65_536, true)]));
+        assert!(check(&snap, &Config::default()).is_empty());
+        let mut ch = channel(4242, "pipe", &[(65_536, true), (65_536, true)]);
+        ch.nonblocking = Some(false);
+        assert!(check(&snap_with(ch), &Config::default()).is_empty());
+        let mut snap = snap_with(channel(4242, "pipe", &[(65_536, true), (65_536, true)]));
+        snap.host.collector_pid = 4242;
+        assert!(check(&snap, &Config::default()).is_empty());
+    }
+
+    #[test]
+    fn unknown_flags_lower_confidence_and_ids_are_stable() {
+        let mut ch = channel(4242, "pipe", &[(65_536, true), (65_536, true)]);
+        ch.nonblocking = None;
+        let a = check(&snap_with(ch.clone()), &Config::default());
+        assert_eq!(a[0].confidence, Confidence::Possible);
+        // Different fill figures, same channel: same id.
+        ch.samples[0].at_ms = 999;
+        ch.samples[1].queued = 65_536;
+        let b = check(&snap_with(ch.clone()), &Config::default());
+        assert_eq!(a[0].id, b[0].id);
+        ch.pid = 4343;
+        let c = check(&snap_with(ch), &Config::default());
+        assert_ne!(a[0].id, c[0].id);
+    }
+}
