@@ -74,7 +74,7 @@ fn finding(snapshot: &Snapshot, sem: &ProbedSemaphore) -> Finding {
         .iter()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
     if plain {
-        let code = format!("import _multiprocessing; _multiprocessing.sem_unlink('{label}')");
+        let code = format!("import _multiprocessing; _multiprocessing.sem_unlink(\"{label}\")");
         f.cleanup = vec![format!("python3 -c {}", shell_quote(code.as_bytes()))];
     } else {
         f.evidence
@@ -114,7 +114,7 @@ mod tests {
         assert_eq!(
             f[0].cleanup,
             vec![
-                "python3 -c 'import _multiprocessing; _multiprocessing.sem_unlink('\\''/mp-ab12cd34'\\'')'"
+                "python3 -c 'import _multiprocessing; _multiprocessing.sem_unlink(\"/mp-ab12cd34\")'"
             ]
         );
         assert!(f[0]

@@ -37,9 +37,10 @@ pub fn names_in_use(snapshot: &Snapshot) -> BTreeSet<&[u8]> {
     names
 }
 
-/// A command line with digit runs masked, so workers that differ only in
-/// a pid, fd or handle number (`spawn_main(tracker_fd=5, pipe_handle=11)`)
-/// group together.
+/// A command line with free-standing numbers masked, so workers that
+/// differ only in a pid, fd or handle number
+/// (`spawn_main(tracker_fd=5, pipe_handle=11)`) group together; digits
+/// inside a word (`python3.11`) stay.
 fn group_key(p: &Process) -> String {
     let text = if p.cmdline.is_empty() {
         format!("[{}]", p.comm.to_lossy())
@@ -51,17 +52,24 @@ fn group_key(p: &Process) -> String {
             .join(" ")
     };
     let mut out = String::with_capacity(text.len());
-    let mut in_digits = false;
+    let mut masking = false;
+    let mut prev: Option<char> = None;
     for c in text.chars() {
         if c.is_ascii_digit() {
-            if !in_digits {
+            let starts_number = !prev.is_some_and(|p| p.is_alphanumeric() || p == '.' || p == '_');
+            if masking {
+                // still inside a masked number
+            } else if starts_number {
+                masking = true;
                 out.push('N');
+            } else {
+                out.push(c);
             }
-            in_digits = true;
         } else {
+            masking = false;
             out.push(c);
-            in_digits = false;
         }
+        prev = Some(c);
     }
     out
 }
@@ -377,6 +385,15 @@ mod tests {
         assert_eq!(
             f.parent_pid, None,
             "pid 1 is not a meaningful common parent"
+        );
+    }
+
+    #[test]
+    fn group_keys_mask_free_standing_numbers_only() {
+        let key = |cmd: &str| group_key(&process(1, 0, cmd));
+        assert_eq!(
+            key("python3.11 -c spawn_main(tracker_fd=5, pipe_handle=11) --workers 1800 mp-123 x2"),
+            "python3.11 -c spawn_main(tracker_fd=N, pipe_handle=N) --workers N mp-N x2"
         );
     }
 
