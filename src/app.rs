@@ -41,7 +41,7 @@ pub enum AppError {
         found: u32,
         expected: u32,
     },
-    #[error("cannot read probe names {}: {source}", path.display())]
+    #[error("cannot read probe names {}", path.display())]
     ReadProbeNames {
         path: PathBuf,
         #[source]

@@ -81,8 +81,9 @@ pub struct CollectArgs {
     /// Window between the two fill-level samples of wakeup channels (0s disables sampling).
     #[arg(long, value_name = "DURATION", default_value = "300ms", value_parser = parse_duration, help_heading = "Collection")]
     pub sample_window: Duration,
-    /// Semaphore names to probe with sem_open(name, 0), one per line (macOS cannot list
-    /// unheld semaphores; names that exist but no process holds are reported as leaked).
+    /// macOS: semaphore names to probe with sem_open(name, 0), one per line; names that exist
+    /// but no process holds are reported as leaked (macOS cannot list them; Linux lists
+    /// /dev/shm instead and ignores this).
     #[arg(long, value_name = "FILE", help_heading = "Collection")]
     pub probe_names: Option<PathBuf>,
 }

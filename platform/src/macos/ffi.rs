@@ -157,11 +157,10 @@ pub fn fd_info<T: Pod>(pid: i32, fd: i32, flavor: c_int) -> io::Result<T> {
 fn pid_info_list<T: Pod>(pid: i32, flavor: c_int) -> io::Result<Vec<T>> {
     // SAFETY: a null buffer of size 0 asks only for the bytes needed.
     let need = unsafe { libc::proc_pidinfo(pid, flavor, 0, ptr::null_mut(), 0) };
+    // Success always reports room (XNU adds slack for new descriptors), so
+    // zero is a failure with errno set.
     if need <= 0 {
-        return match last_error() {
-            e if e.raw_os_error().unwrap_or(0) != 0 => Err(e),
-            _ => Ok(Vec::new()),
-        };
+        return Err(last_error());
     }
     let count = need as usize / size_of::<T>() + 32;
     let mut items = vec![T::zeroed(); count];
