@@ -4,10 +4,12 @@ use std::fs;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
-use semleak_platform::{CollectError, Snapshot};
+use semleak_platform::{CollectError, CollectOptions, RawName, Snapshot};
 
 use crate::analyze::{self, Config};
-use crate::cli::{AnalyzeArgs, Cli, Command, Format, OutputArgs, ScanArgs, SnapshotArgs};
+use crate::cli::{
+    AnalyzeArgs, Cli, CollectArgs, Command, Format, OutputArgs, ScanArgs, SnapshotArgs,
+};
 use crate::report::{json, table, Report};
 
 /// Exit status: nothing at or above `--fail-on`.
@@ -39,6 +41,12 @@ pub enum AppError {
         found: u32,
         expected: u32,
     },
+    #[error("cannot read probe names {}", path.display())]
+    ReadProbeNames {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot write {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -56,12 +64,12 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
 }
 
 fn scan(args: &ScanArgs) -> Result<i32, AppError> {
-    let snapshot = semleak_platform::collect(&args.collect.options())?;
+    let snapshot = semleak_platform::collect(&collect_options(&args.collect)?)?;
     report_and_exit("scan", &snapshot, &args.rules.config(), &args.output)
 }
 
 fn snapshot(args: &SnapshotArgs) -> Result<i32, AppError> {
-    let snapshot = semleak_platform::collect(&args.collect.options())?;
+    let snapshot = semleak_platform::collect(&collect_options(&args.collect)?)?;
     let mut text = serde_json::to_string_pretty(&snapshot).expect("a Snapshot always serialises");
     text.push('\n');
     match &args.output {
@@ -72,6 +80,33 @@ fn snapshot(args: &SnapshotArgs) -> Result<i32, AppError> {
         None => write_stdout(&text)?,
     }
     Ok(EXIT_OK)
+}
+
+/// The collection options, with the `--probe-names` file read.
+pub fn collect_options(args: &CollectArgs) -> Result<CollectOptions, AppError> {
+    let mut opts = args.options();
+    if let Some(path) = &args.probe_names {
+        let bytes = fs::read(path).map_err(|source| AppError::ReadProbeNames {
+            path: path.clone(),
+            source,
+        })?;
+        opts.probe_names = parse_probe_names(&bytes);
+    }
+    Ok(opts)
+}
+
+/// One semaphore name per line, with or without the leading `/`; blank
+/// lines and `#` comments are skipped; other bytes are kept as they are.
+pub fn parse_probe_names(bytes: &[u8]) -> Vec<RawName> {
+    let mut names: Vec<RawName> = bytes
+        .split(|b| *b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| !line.is_empty() && !line.starts_with(b"#"))
+        .map(|line| RawName::from(line.strip_prefix(b"/").unwrap_or(line)))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 fn analyze_file(args: &AnalyzeArgs) -> Result<i32, AppError> {
@@ -146,5 +181,24 @@ pub fn write_stdout(text: &str) -> Result<(), AppError> {
             source,
         }),
         Ok(()) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_name_files() {
+        let names =
+            parse_probe_names(b"# from last run\n/mp-ab12cd34\r\nmp-ab12cd34\n\nloky-1-x\n\xff\n");
+        assert_eq!(
+            names,
+            vec![
+                RawName::from("loky-1-x"),
+                RawName::from("mp-ab12cd34"),
+                RawName(vec![0xff])
+            ]
+        );
     }
 }

@@ -81,6 +81,11 @@ pub struct CollectArgs {
     /// Window between the two fill-level samples of wakeup channels (0s disables sampling).
     #[arg(long, value_name = "DURATION", default_value = "300ms", value_parser = parse_duration, help_heading = "Collection")]
     pub sample_window: Duration,
+    /// macOS: semaphore names to probe with sem_open(name, 0), one per line; names that exist
+    /// but no process holds are reported as leaked (macOS cannot list them; Linux lists
+    /// /dev/shm instead and ignores this).
+    #[arg(long, value_name = "FILE", help_heading = "Collection")]
+    pub probe_names: Option<PathBuf>,
 }
 
 impl CollectArgs {
@@ -113,6 +118,14 @@ pub struct RuleArgs {
     /// Same-named threads in one process from which a pile-up is reported.
     #[arg(long, value_name = "N", default_value_t = Config::default().thread_pileup_at, help_heading = "Rules")]
     pub thread_pileup: usize,
+    /// Warn when named semaphores in use reach PCT percent of the OS limit (macOS kern.posix.sem.max).
+    #[arg(long, value_name = "PCT", default_value_t = Config::default().sem_pressure_warning_percent,
+          value_parser = clap::value_parser!(u8).range(1..=100), help_heading = "Rules")]
+    pub sem_pressure_warning: u8,
+    /// Error when named semaphores in use reach PCT percent of the OS limit.
+    #[arg(long, value_name = "PCT", default_value_t = Config::default().sem_pressure_error_percent,
+          value_parser = clap::value_parser!(u8).range(1..=100), help_heading = "Rules")]
+    pub sem_pressure_error: u8,
 }
 
 impl RuleArgs {
@@ -123,6 +136,8 @@ impl RuleArgs {
             zombie_warning_at: self.zombie_warning,
             zombie_error_at: self.zombie_error,
             thread_pileup_at: self.thread_pileup,
+            sem_pressure_warning_percent: self.sem_pressure_warning,
+            sem_pressure_error_percent: self.sem_pressure_error,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! only file access and FFI sit behind `#[cfg(target_os = …)]`.
 
 pub mod error;
+pub mod macos_abi;
 pub mod macos_parse;
 pub mod model;
 pub mod parse;

@@ -2,7 +2,9 @@
 
 pub mod creator;
 pub mod leaked_semaphore;
+pub mod probed_semaphore;
 pub mod semaphore_hoarding;
+pub mod semaphore_pressure;
 pub mod shm_pressure;
 #[cfg(test)]
 pub mod testing;
@@ -23,6 +25,11 @@ pub struct Config {
     pub zombie_error_at: usize,
     /// Same-named threads in one process from which a pile-up is reported.
     pub thread_pileup_at: usize,
+    /// Named semaphores in use against the OS limit (macOS
+    /// `kern.posix.sem.max`): warning from this percentage, error from
+    /// `sem_pressure_error_percent`; info from half the warning level.
+    pub sem_pressure_warning_percent: u8,
+    pub sem_pressure_error_percent: u8,
 }
 
 impl Default for Config {
@@ -33,6 +40,8 @@ impl Default for Config {
             zombie_warning_at: 5,
             zombie_error_at: 50,
             thread_pileup_at: 16,
+            sem_pressure_warning_percent: 80,
+            sem_pressure_error_percent: 95,
         }
     }
 }
@@ -196,6 +205,8 @@ pub fn analyze(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
     findings.extend(semaphore_hoarding::check(snapshot, config));
     findings.extend(shm_pressure::check(snapshot, config));
     findings.extend(wakeup::check(snapshot, config));
+    findings.extend(semaphore_pressure::check(snapshot, config));
+    findings.extend(probed_semaphore::check(snapshot, config));
     sort_findings(&mut findings);
     findings
 }

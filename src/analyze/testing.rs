@@ -109,3 +109,17 @@ pub fn channel(pid: i32, kind: &str, levels: &[(u64, bool)]) -> semleak_platform
         ..Default::default()
     }
 }
+
+/// A Snapshot shaped like a macOS host: no /dev/shm, `kern.posix.sem.max`
+/// at its default, and the note the collector always adds.
+pub fn macos_snapshot() -> Snapshot {
+    let mut snap = snapshot();
+    snap.host.os = "macos".into();
+    snap.host.kernel = "Darwin 23.4.0 (macOS 14.4.1)".into();
+    snap.shm = Default::default();
+    snap.limits.sem_max = Some(10_000);
+    snap.visibility
+        .notes
+        .push("macOS cannot list named semaphores".into());
+    snap
+}

@@ -87,7 +87,7 @@ pub struct ShmLimits {
 pub struct SemaphoreLimits {
     pub max: Option<u64>,
     /// Semaphores seen (Linux: named files + unlinked-but-mapped; macOS:
-    /// distinct names held by visible processes).
+    /// distinct names held by visible processes or found by probing).
     pub in_use: u64,
 }
 
@@ -246,14 +246,7 @@ impl Report {
 
 fn semaphore_limits(snapshot: &Snapshot) -> Option<SemaphoreLimits> {
     let in_use = if snapshot.host.os == "macos" {
-        let mut names: Vec<&[u8]> = snapshot
-            .processes
-            .iter()
-            .flat_map(|p| p.psem_names.iter().map(|n| n.as_bytes()))
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        names.len() as u64
+        crate::analyze::semaphore_pressure::names_in_use(snapshot).len() as u64
     } else {
         snapshot.shm.semaphores.len() as u64
     };

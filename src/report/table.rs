@@ -153,6 +153,18 @@ fn group_table(findings: &[&Finding], opts: &TableOptions) -> String {
 }
 
 fn inventory_line(report: &Report) -> String {
+    // macOS has no semaphore inventory, only a count against the limit.
+    if report.host.os == "macos" {
+        if let Some(limits) = &report.limits.semaphores {
+            let max = limits
+                .max
+                .map_or_else(|| "unknown".to_string(), |m| m.to_string());
+            return format!(
+                "Semaphores: {} in use by visible processes (kern.posix.sem.max {max}); unheld ones cannot be listed on macOS\n",
+                limits.in_use
+            );
+        }
+    }
     let sems = &report.inventory.semaphores;
     let unheld = sems.iter().filter(|s| s.holders.is_empty()).count();
     let unlinked = sems.iter().filter(|s| s.unlinked).count();
