@@ -317,6 +317,7 @@ fn read_descriptors(p: &mut Process, fds: &[proc_fdinfo], started: Instant) -> V
                         kind: FdKind::Pipe,
                         inode: pipe_id(end.handle, end.peer),
                         flags: Some(snapshot_open_flags(end.openflags)),
+                        peer_inode: None,
                     });
                     pipe_ends.push(end);
                 }
@@ -335,6 +336,8 @@ fn read_descriptors(p: &mut Process, fds: &[proc_fdinfo], started: Instant) -> V
                         },
                         inode: info.psi.soi_so,
                         flags: Some(snapshot_open_flags(info.pfi.fi_openflags)),
+                        // libproc names the peer by pcb, not by socket id.
+                        peer_inode: None,
                     });
                     if let Some(sock) = unix_socket(fd.proc_fd, &info) {
                         unix_socks.push(sock);
@@ -430,6 +433,8 @@ fn sample_channels(
                     write_inode: id,
                     nonblocking: Some(write.openflags & abi::FNONBLOCK != 0),
                     samples: vec![first, pipe_sample(&now, at_ms)],
+                    method: "proc_pidfdinfo".into(),
+                    other_holders: Vec::new(),
                 });
             }
             Candidate::Socketpair {
@@ -456,6 +461,8 @@ fn sample_channels(
                     write_inode: sender.pcb,
                     nonblocking: Some(sender.openflags & abi::FNONBLOCK != 0),
                     samples: vec![first, socket_sample(&r, &s, at_ms)],
+                    method: "proc_pidfdinfo".into(),
+                    other_holders: Vec::new(),
                 });
             }
         }
