@@ -2,10 +2,14 @@
 
 pub mod creator;
 pub mod leaked_semaphore;
+pub mod orphan;
+pub mod process_tree;
 pub mod semaphore_hoarding;
 pub mod shm_pressure;
 #[cfg(test)]
 pub mod testing;
+pub mod thread_pileup;
+pub mod zombie;
 
 use semleak_platform::Snapshot;
 use serde::{Deserialize, Serialize};
@@ -194,6 +198,9 @@ pub fn analyze(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
     findings.extend(leaked_semaphore::check(snapshot, config));
     findings.extend(semaphore_hoarding::check(snapshot, config));
     findings.extend(shm_pressure::check(snapshot, config));
+    findings.extend(zombie::check(snapshot, config));
+    findings.extend(orphan::check(snapshot, config));
+    findings.extend(thread_pileup::check(snapshot, config));
     sort_findings(&mut findings);
     findings
 }
