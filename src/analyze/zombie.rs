@@ -25,8 +25,22 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
     by_parent
         .into_iter()
         .filter(|(ppid, _)| *ppid != snapshot.host.collector_pid)
+        .filter(|(_, zombies)| !transient(snapshot, config, zombies))
         .map(|(ppid, zombies)| finding(snapshot, &tree, config, ppid, &zombies))
         .collect()
+}
+
+/// A parent reaps on its own schedule: a few zombies that all started
+/// (so exited) within the last seconds are a parent between two reaps,
+/// not a leak.
+const TRANSIENT_MS: u64 = 5_000;
+
+fn transient(snapshot: &Snapshot, config: &Config, zombies: &[&Process]) -> bool {
+    zombies.len() < config.zombie_warning_at.max(1)
+        && zombies.iter().all(|z| {
+            z.start_time_ms
+                .is_some_and(|s| snapshot.taken_at_ms.saturating_sub(s) < TRANSIENT_MS)
+        })
 }
 
 fn severity(config: &Config, count: usize) -> Severity {
@@ -128,14 +142,16 @@ fn finding(
             "its pid namespace (a container)"
         };
         f.evidence.push(format!(
-            "the parent is pid 1 of {scope} but is {}, not an init: every orphan in the namespace is handed to it and it does not reap them",
+            "the parent is pid 1 of {scope} but is {}, not a known init: every orphan in the namespace is handed to it, and whatever it does not reap stays a zombie",
             comm(parent)
         ));
     }
 
     // Session and process group: which job or service the parent belongs to.
     let leader = |pid: i32| {
-        if pid == parent.pid {
+        if pid <= 0 {
+            "none".to_string()
+        } else if pid == parent.pid {
             "the parent itself".to_string()
         } else if tree.alive(pid) {
             process_label(snapshot, pid)
@@ -325,11 +341,29 @@ mod tests {
     #[test]
     fn collector_and_missing_parent() {
         let mut snap = snapshot();
-        snap.processes = vec![zombie(10, 99_999, 1000), zombie(11, 4242, 1000)];
+        snap.processes = vec![zombie(10, 99_999, 60_000), zombie(11, 4242, 60_000)];
         let f = check(&snap, &Config::default());
         assert_eq!(f.len(), 1, "zombies of semleak itself are not reported");
         assert_eq!(f[0].parent_pid, Some(4242));
         assert!(f[0].evidence.iter().any(|e| e.contains("not visible")));
+    }
+
+    #[test]
+    fn a_few_fresh_zombies_are_a_parent_between_reaps() {
+        let mut snap = snapshot();
+        snap.processes = vec![process(500, 1, "make"), zombie(501, 500, 1_000)];
+        assert!(check(&snap, &Config::default()).is_empty());
+        // Older than the grace, or many: reported.
+        snap.processes[1].start_time_ms = Some(NOW_MS - 6_000);
+        assert_eq!(check(&snap, &Config::default()).len(), 1);
+        let mut many = snapshot();
+        many.processes = vec![process(500, 1, "make")];
+        many.processes
+            .extend((0..5).map(|i| zombie(600 + i, 500, 1_000)));
+        assert_eq!(
+            check(&many, &Config::default())[0].severity,
+            Severity::Warning
+        );
     }
 
     #[test]
