@@ -2,13 +2,17 @@
 
 pub mod creator;
 pub mod leaked_semaphore;
+pub mod orphan;
 pub mod probed_semaphore;
+pub mod process_tree;
 pub mod semaphore_hoarding;
 pub mod semaphore_pressure;
 pub mod shm_pressure;
 #[cfg(test)]
 pub mod testing;
+pub mod thread_pileup;
 pub mod wakeup;
+pub mod zombie;
 
 use semleak_platform::Snapshot;
 use serde::{Deserialize, Serialize};
@@ -207,6 +211,9 @@ pub fn analyze(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
     findings.extend(wakeup::check(snapshot, config));
     findings.extend(semaphore_pressure::check(snapshot, config));
     findings.extend(probed_semaphore::check(snapshot, config));
+    findings.extend(zombie::check(snapshot, config));
+    findings.extend(orphan::check(snapshot, config));
+    findings.extend(thread_pileup::check(snapshot, config));
     sort_findings(&mut findings);
     findings
 }

@@ -266,3 +266,6 @@ pub fn term(s: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod process_tests;
