@@ -3,6 +3,8 @@
 mod channels;
 mod procs;
 mod shm;
+pub(crate) mod signal;
+pub(crate) mod unlink;
 
 use std::collections::HashMap;
 use std::fs::{self, File};
