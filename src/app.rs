@@ -8,7 +8,7 @@ use semleak_platform::{CollectError, CollectOptions, RawName, Snapshot};
 
 use crate::analyze::{self, Config};
 use crate::cli::{
-    AnalyzeArgs, Cli, CollectArgs, Command, Format, OutputArgs, ScanArgs, SnapshotArgs,
+    AnalyzeArgs, CleanArgs, Cli, CollectArgs, Command, Format, OutputArgs, ScanArgs, SnapshotArgs,
 };
 use crate::report::{json, table, Report};
 
@@ -60,6 +60,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
         Command::Scan(args) => scan(&args),
         Command::Snapshot(args) => snapshot(&args),
         Command::Analyze(args) => analyze_file(&args),
+        Command::Clean(args) => clean(&args),
     }
 }
 
@@ -112,6 +113,56 @@ pub fn parse_probe_names(bytes: &[u8]) -> Vec<RawName> {
 fn analyze_file(args: &AnalyzeArgs) -> Result<i32, AppError> {
     let snapshot = load_snapshot(&args.snapshot)?;
     report_and_exit("analyze", &snapshot, &args.rules.config(), &args.output)
+}
+
+fn clean(args: &CleanArgs) -> Result<i32, AppError> {
+    let mut collect = args.collect.options();
+    // Wakeup channels have nothing to clean: skip their sampling window.
+    collect.sample_window = std::time::Duration::ZERO;
+    let snapshot = semleak_platform::collect(&collect)?;
+    let findings = analyze::analyze(&snapshot, &Config::default());
+    let names = if args.names.is_empty() {
+        None
+    } else {
+        let mut b = globset::GlobSetBuilder::new();
+        for g in &args.names {
+            // Validated by clap already.
+            if let Ok(glob) = globset::Glob::new(g) {
+                b.add(glob);
+            }
+        }
+        b.build().ok()
+    };
+    let opts = crate::clean::CleanOptions {
+        yes: args.yes,
+        min_age: args.min_age,
+        all_users: args.all_users,
+        allow_incomplete: args.allow_incomplete,
+        orphans: args.orphans,
+        nudge_parents: args.nudge_parents,
+        kinds: args.kinds.clone(),
+        names,
+        invoking_uid: snapshot.host.collector_uid,
+    };
+    let mut plan = crate::clean::plan(&snapshot, &findings, &opts);
+    if args.yes {
+        let env = crate::clean::ExecEnv {
+            shm_dir: collect
+                .shm_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(semleak_platform::DEFAULT_SHM_DIR)),
+            proc_root: collect.proc_root.clone(),
+            kill_after: args.kill_after,
+            allow_incomplete: args.allow_incomplete,
+        };
+        crate::clean::execute(&mut plan, &env);
+    }
+    let text = match args.format {
+        Format::Json => crate::report::clean::render_json(&plan),
+        Format::Table => crate::report::clean::render_table(&plan, io::stdout().is_terminal()),
+    };
+    write_stdout(&text)?;
+    Ok(plan.exit_code())
 }
 
 pub fn load_snapshot(path: &Path) -> Result<Snapshot, AppError> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::analyze::{Config, Severity};
+use crate::analyze::{Config, Kind, Severity};
 use crate::duration::parse_duration;
 
 #[derive(Debug, Parser)]
@@ -32,6 +32,8 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Analyse a Snapshot saved by `semleak snapshot`, offline.
     Analyze(AnalyzeArgs),
+    /// Plan the cleanup of what a fresh scan found; act only with --yes.
+    Clean(CleanArgs),
 }
 
 #[derive(Debug, Args)]
@@ -179,4 +181,60 @@ impl FailOn {
         };
         worst.is_some_and(|w| w >= threshold)
     }
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 everything planned was done (or dry run); \
+1 something planned could not be done; 2 usage error or internal failure."
+)]
+pub struct CleanArgs {
+    #[command(flatten)]
+    pub collect: CollectArgs,
+    /// Act on the plan. Without it nothing is changed.
+    #[arg(long)]
+    pub yes: bool,
+    /// Leave semaphores modified (or linked) more recently than this: their
+    /// creator may be between sem_open and use.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub min_age: Duration,
+    /// Also act on resources owned by other users (default: only your own).
+    #[arg(long)]
+    pub all_users: bool,
+    /// Also clean semaphores whose leak is only "likely" because some
+    /// processes could not be inspected (default: only "certain" leaks).
+    #[arg(long)]
+    pub allow_incomplete: bool,
+    /// Terminate orphaned workers (SIGTERM, then SIGKILL after --kill-after).
+    #[arg(long)]
+    pub orphans: bool,
+    /// Send SIGCHLD to the parents of zombies, asking them to reap.
+    #[arg(long)]
+    pub nudge_parents: bool,
+    /// Only findings of this kind (repeatable), e.g. leaked_semaphore, orphan, zombie.
+    #[arg(long = "kind", value_name = "KIND", value_parser = parse_kind)]
+    pub kinds: Vec<Kind>,
+    /// Only targets whose name matches GLOB (repeatable): a semaphore's name
+    /// without `sem.`, an orphan's or a zombie parent's process name.
+    #[arg(long = "name", value_name = "GLOB", value_parser = parse_glob)]
+    pub names: Vec<String>,
+    /// How long orphans get to exit after SIGTERM before SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub kill_after: Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+fn parse_kind(s: &str) -> Result<Kind, String> {
+    Kind::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        format!("unknown kind `{s}`; one of: {}", all.join(", "))
+    })
+}
+
+fn parse_glob(s: &str) -> Result<String, String> {
+    globset::Glob::new(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }

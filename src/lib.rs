@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod app;
+pub mod clean;
 pub mod cli;
 pub mod duration;
 pub mod report;

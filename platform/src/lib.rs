@@ -4,6 +4,7 @@
 //! Pure parsers ([`parse`], [`macos_parse`]) build and are tested on every OS;
 //! only file access and FFI sit behind `#[cfg(target_os = …)]`.
 
+pub mod actions;
 pub mod error;
 pub mod macos_abi;
 pub mod macos_parse;

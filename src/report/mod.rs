@@ -1,6 +1,7 @@
 //! The Report (DESIGN.md JSON schema, version 1) and one renderer per format.
 //! Renderers see only the Report.
 
+pub mod clean;
 pub mod json;
 pub mod table;
 

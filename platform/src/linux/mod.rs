@@ -3,7 +3,9 @@
 mod channels;
 mod procs;
 mod shm;
+pub(crate) mod signal;
 mod sock_diag;
+pub(crate) mod unlink;
 
 use std::collections::HashMap;
 use std::fs::{self, File};

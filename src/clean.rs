@@ -1,0 +1,974 @@
+//! `semleak clean`: plan the cleanup of what a scan found, then (with
+//! `--yes`) act on it.
+//!
+//! Planning is a pure function of the Snapshot, the findings and the
+//! options; it consumes findings generically (`kind`, `pids`, `parent_pid`)
+//! so new rules of a cleanable kind need no change here. Executing is the
+//! only part with side effects, and every OS step goes through
+//! `semleak_platform::actions`, which re-checks its target right before it
+//! acts.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use globset::{Candidate, GlobSet};
+use semleak_platform::actions::{
+    self, ExpectedFile, ShmDir, Signal, SignalOutcome, UnlinkRefused, Unverifiable,
+};
+use semleak_platform::{Process, RawName, Semaphore, Snapshot};
+use serde::Serialize;
+
+use crate::analyze::{finding_id, human_age, process_label, Confidence, Finding, Kind};
+
+/// What the user asked for.
+#[derive(Debug, Clone)]
+pub struct CleanOptions {
+    pub yes: bool,
+    pub min_age: Duration,
+    pub all_users: bool,
+    pub allow_incomplete: bool,
+    pub orphans: bool,
+    pub nudge_parents: bool,
+    /// Empty: every kind.
+    pub kinds: Vec<Kind>,
+    /// `None`: every name.
+    pub names: Option<GlobSet>,
+    /// The uid whose resources are cleaned without `--all-users`.
+    pub invoking_uid: u32,
+}
+
+impl Default for CleanOptions {
+    fn default() -> Self {
+        CleanOptions {
+            yes: false,
+            min_age: Duration::from_secs(300),
+            all_users: false,
+            allow_incomplete: false,
+            orphans: false,
+            nudge_parents: false,
+            kinds: Vec::new(),
+            names: None,
+            invoking_uid: 0,
+        }
+    }
+}
+
+/// Where and how to act.
+#[derive(Debug, Clone)]
+pub struct ExecEnv {
+    pub shm_dir: PathBuf,
+    pub proc_root: PathBuf,
+    /// SIGTERM → SIGKILL bound.
+    pub kill_after: Duration,
+    pub allow_incomplete: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    UnlinkSemaphore,
+    Terminate,
+    NudgeParent,
+    /// Nothing semleak can do; the action says what would fix it.
+    Explain,
+}
+
+impl ActionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::UnlinkSemaphore => "unlink",
+            ActionKind::Terminate => "terminate",
+            ActionKind::NudgeParent => "nudge parent",
+            ActionKind::Explain => "explain",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Would be done with `--yes`.
+    Planned,
+    /// Not planned, by policy (ownership, age, flags, visibility); says why.
+    Skipped,
+    Done,
+    /// A re-check right before acting declined it (held, replaced, reused pid…).
+    Refused,
+    /// The OS refused or an error happened.
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Planned => "planned",
+            Status::Skipped => "skipped",
+            Status::Done => "done",
+            Status::Refused => "refused",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// The precise target an executor needs; not serialised.
+#[derive(Debug, Clone, PartialEq)]
+enum Op {
+    None,
+    Unlink {
+        file_name: RawName,
+        expected: ExpectedFile,
+    },
+    Terminate {
+        pid: i32,
+        start_ticks: u64,
+    },
+    Nudge {
+        pid: i32,
+        start_ticks: u64,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Action {
+    pub action: ActionKind,
+    /// The finding this action comes from.
+    pub finding_id: String,
+    pub kind: Kind,
+    /// What is acted on: a path or "pid N (command)". Untrusted text:
+    /// escape it for terminals.
+    pub target: String,
+    pub pids: Vec<i32>,
+    /// Owner of the target, when known.
+    pub owner_uid: Option<u32>,
+    /// Why this action (or why not).
+    pub why: String,
+    pub status: Status,
+    /// What happened, step by step.
+    pub outcome: Vec<String>,
+    #[serde(skip)]
+    op: Op,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CleanSummary {
+    pub planned: usize,
+    pub skipped: usize,
+    pub done: usize,
+    pub refused: usize,
+    pub failed: usize,
+}
+
+/// The plan, and after execution what happened. This is what `clean`
+/// renders (JSON: this structure).
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub schema_version: u32,
+    pub semleak_version: String,
+    pub command: String,
+    /// True until the plan was executed (`--yes`).
+    pub dry_run: bool,
+    pub invoking_uid: u32,
+    /// `--all-users`: other users' resources are acted on too.
+    pub all_users: bool,
+    pub allow_incomplete: bool,
+    pub min_age_secs: u64,
+    pub shm_dir: String,
+    pub visibility_complete: bool,
+    /// Things the reader must know (acting as root on others' resources, …).
+    pub notes: Vec<String>,
+    pub summary: CleanSummary,
+    pub actions: Vec<Action>,
+}
+
+impl Plan {
+    /// 0: everything planned was done, or a dry run; 1: something could not be.
+    pub fn exit_code(&self) -> i32 {
+        if self
+            .actions
+            .iter()
+            .any(|a| matches!(a.status, Status::Refused | Status::Failed))
+        {
+            1
+        } else {
+            0
+        }
+    }
+
+    fn recount(&mut self) {
+        let mut s = CleanSummary::default();
+        for a in &self.actions {
+            match a.status {
+                Status::Planned => s.planned += 1,
+                Status::Skipped => s.skipped += 1,
+                Status::Done => s.done += 1,
+                Status::Refused => s.refused += 1,
+                Status::Failed => s.failed += 1,
+            }
+        }
+        self.summary = s;
+    }
+}
+
+fn name_matches(opts: &CleanOptions, name: &[u8]) -> bool {
+    match &opts.names {
+        None => true,
+        Some(set) => set.is_match_candidate(&Candidate::new(OsStr::from_bytes(name))),
+    }
+}
+
+fn kind_selected(opts: &CleanOptions, kind: Kind) -> bool {
+    opts.kinds.is_empty() || opts.kinds.contains(&kind)
+}
+
+fn skipped(mut a: Action, why: String) -> Action {
+    a.status = Status::Skipped;
+    a.why = why;
+    a.op = Op::None;
+    a
+}
+
+fn owner_check(opts: &CleanOptions, owner: Option<u32>, what: &str) -> Result<(), String> {
+    if opts.all_users {
+        return Ok(());
+    }
+    match owner {
+        Some(uid) if uid == opts.invoking_uid => Ok(()),
+        Some(uid) => Err(format!(
+            "{what} is owned by uid {uid}, not by you (uid {}); --all-users would include it",
+            opts.invoking_uid
+        )),
+        None => Err(format!(
+            "{what}'s owner is unknown; --all-users would include it"
+        )),
+    }
+}
+
+/// Plan the cleanup of `findings` (from `snapshot`). Pure.
+pub fn plan(snapshot: &Snapshot, findings: &[Finding], opts: &CleanOptions) -> Plan {
+    let mut actions = Vec::new();
+    for f in findings {
+        if !kind_selected(opts, f.kind) {
+            continue;
+        }
+        match f.kind {
+            Kind::LeakedSemaphore => actions.extend(plan_semaphore(snapshot, f, opts)),
+            Kind::Orphan => actions.extend(plan_orphans(snapshot, f, opts)),
+            Kind::Zombie => actions.extend(plan_zombies(snapshot, f, opts)),
+            _ => {} // nothing to clean: diagnostics only
+        }
+    }
+    let visibility_complete =
+        snapshot.visibility.skipped.is_empty() && snapshot.visibility.notes.is_empty();
+    let mut notes = Vec::new();
+    if opts.all_users {
+        notes.push(format!(
+            "--all-users: acting on resources of every user, not only your own (uid {})",
+            opts.invoking_uid
+        ));
+    }
+    if !visibility_complete {
+        notes.push(format!(
+            "visibility is incomplete: {} of {} processes could not be inspected{}",
+            snapshot.visibility.skipped.len(),
+            snapshot.visibility.processes_total,
+            if opts.allow_incomplete {
+                "; --allow-incomplete: semaphores they could hold are cleaned anyway"
+            } else {
+                "; semaphores they could hold are left alone (--allow-incomplete overrides)"
+            }
+        ));
+    }
+    let mut plan = Plan {
+        schema_version: crate::report::SCHEMA_VERSION,
+        semleak_version: env!("CARGO_PKG_VERSION").to_string(),
+        command: "clean".into(),
+        dry_run: true,
+        invoking_uid: opts.invoking_uid,
+        all_users: opts.all_users,
+        allow_incomplete: opts.allow_incomplete,
+        min_age_secs: opts.min_age.as_secs(),
+        shm_dir: snapshot.shm.dir.clone(),
+        visibility_complete,
+        notes,
+        summary: CleanSummary::default(),
+        actions,
+    };
+    plan.recount();
+    plan
+}
+
+fn find_semaphore<'a>(snapshot: &'a Snapshot, f: &Finding) -> Option<&'a Semaphore> {
+    snapshot
+        .shm
+        .semaphores
+        .iter()
+        .find(|s| finding_id(Kind::LeakedSemaphore, s.path.as_bytes()) == f.id)
+}
+
+fn plan_semaphore(snapshot: &Snapshot, f: &Finding, opts: &CleanOptions) -> Option<Action> {
+    let Some(sem) = find_semaphore(snapshot, f) else {
+        let a = base_action(ActionKind::UnlinkSemaphore, f, f.resources.join(", "));
+        return Some(skipped(a, "not found in the snapshot's inventory".into()));
+    };
+    if !name_matches(opts, sem.name.as_bytes()) {
+        return None;
+    }
+    let mut a = base_action(ActionKind::UnlinkSemaphore, f, sem.path.to_lossy());
+    a.owner_uid = Some(sem.meta.uid);
+    if sem.unlinked || !sem.holders.is_empty() {
+        return Some(skipped(
+            a,
+            format!("still held by pid(s) {:?}", sem.holders),
+        ));
+    }
+    match f.confidence {
+        Confidence::Certain => {}
+        Confidence::Likely if opts.allow_incomplete => {}
+        Confidence::Likely => {
+            return Some(skipped(
+                a,
+                "leak is only likely: processes that could hold it were not inspected \
+                 (see the visibility note; --allow-incomplete accepts that)"
+                    .into(),
+            ))
+        }
+        Confidence::Possible => {
+            return Some(skipped(
+                a,
+                "not a well-formed glibc semaphore: semleak does not remove it; check it by hand"
+                    .into(),
+            ))
+        }
+    }
+    if let Err(why) = owner_check(opts, Some(sem.meta.uid), "it") {
+        return Some(skipped(a, why));
+    }
+    // Linking the final name changes ctime, writes change mtime: the newer
+    // of the two is the last sign of life.
+    let last_change = sem.meta.modified_at.max(sem.meta.changed_at);
+    let age = crate::analyze::age_secs(snapshot, last_change);
+    if age < 0 || (age as u64) < opts.min_age.as_secs() {
+        return Some(skipped(
+            a,
+            format!(
+                "last changed {} ago, younger than --min-age {}s (its creator may be about to use it)",
+                human_age(age),
+                opts.min_age.as_secs()
+            ),
+        ));
+    }
+    let file_name = RawName([b"sem.".as_slice(), sem.name.as_bytes()].concat());
+    a.why = format!(
+        "no process maps it ({} confidence), owner uid {}, last changed {} ago",
+        f.confidence.as_str(),
+        sem.meta.uid,
+        human_age(age)
+    );
+    if sem.meta.uid != opts.invoking_uid {
+        a.why.push_str("; owned by another user (--all-users)");
+    }
+    a.op = Op::Unlink {
+        file_name,
+        expected: ExpectedFile {
+            dev: sem.meta.dev,
+            inode: sem.meta.inode,
+        },
+    };
+    Some(a)
+}
+
+fn base_action(action: ActionKind, f: &Finding, target: String) -> Action {
+    Action {
+        action,
+        finding_id: f.id.clone(),
+        kind: f.kind,
+        target,
+        pids: Vec::new(),
+        owner_uid: None,
+        why: String::new(),
+        status: Status::Planned,
+        outcome: Vec::new(),
+        op: Op::None,
+    }
+}
+
+fn find_process(snapshot: &Snapshot, pid: i32) -> Option<&Process> {
+    snapshot.processes.iter().find(|p| p.pid == pid)
+}
+
+fn plan_orphans(snapshot: &Snapshot, f: &Finding, opts: &CleanOptions) -> Vec<Action> {
+    let mut out = Vec::new();
+    for &pid in &f.pids {
+        let proc_ = find_process(snapshot, pid);
+        if let Some(p) = proc_ {
+            if !name_matches(opts, p.comm.as_bytes()) {
+                continue;
+            }
+        } else if opts.names.is_some() {
+            continue;
+        }
+        let mut a = base_action(ActionKind::Terminate, f, process_label(snapshot, pid));
+        a.pids = vec![pid];
+        let Some(p) = proc_ else {
+            out.push(skipped(a, "not in the snapshot any more".into()));
+            continue;
+        };
+        a.owner_uid = p.uid;
+        if pid <= 1 || pid == snapshot.host.collector_pid {
+            out.push(skipped(a, "never signals init or semleak itself".into()));
+            continue;
+        }
+        if p.is_zombie() {
+            out.push(skipped(a, "already exited; its parent must reap it".into()));
+            continue;
+        }
+        if let Err(why) = owner_check(opts, p.uid, "the process") {
+            out.push(skipped(a, why));
+            continue;
+        }
+        if !opts.orphans {
+            out.push(skipped(
+                a,
+                "orphaned worker; --orphans would terminate it (SIGTERM, then SIGKILL)".into(),
+            ));
+            continue;
+        }
+        a.why = format!(
+            "orphaned worker (parent pid {}): SIGTERM, then SIGKILL if it outlives --kill-after",
+            p.ppid
+        );
+        a.op = Op::Terminate {
+            pid,
+            start_ticks: p.start_ticks,
+        };
+        out.push(a);
+    }
+    out
+}
+
+fn plan_zombies(snapshot: &Snapshot, f: &Finding, opts: &CleanOptions) -> Option<Action> {
+    let parent = f.parent_pid?;
+    let parent_proc = find_process(snapshot, parent);
+    if opts.names.is_some() && !parent_proc.is_some_and(|p| name_matches(opts, p.comm.as_bytes())) {
+        return None;
+    }
+    let mut a = base_action(ActionKind::Explain, f, process_label(snapshot, parent));
+    a.pids = f.pids.clone();
+    let n = f.pids.len();
+    let reaper = format!(
+        "{n} zombie(s) cannot be removed directly; they go away when {} calls waitpid(), \
+         or when it exits and init or a subreaper adopts and reaps them",
+        process_label(snapshot, parent)
+    );
+    let Some(p) = parent_proc else {
+        return Some(skipped(a, reaper));
+    };
+    a.owner_uid = p.uid;
+    if !opts.nudge_parents {
+        return Some(skipped(
+            a,
+            format!("{reaper}; --nudge-parents would send it SIGCHLD"),
+        ));
+    }
+    if parent <= 1 || parent == snapshot.host.collector_pid {
+        return Some(skipped(a, format!("{reaper}; init is never signalled")));
+    }
+    if let Err(why) = owner_check(opts, p.uid, "the parent") {
+        return Some(skipped(a, format!("{reaper}; {why}")));
+    }
+    a.action = ActionKind::NudgeParent;
+    a.why = format!(
+        "{n} zombie(s) wait for their parent to reap them: SIGCHLD asks it to \
+         (effective only if it reaps in a SIGCHLD handler)"
+    );
+    a.op = Op::Nudge {
+        pid: parent,
+        start_ticks: p.start_ticks,
+    };
+    Some(a)
+}
+
+/// Carry out every planned action, re-checking each target right before it
+/// acts, and record what happened.
+pub fn execute(plan: &mut Plan, env: &ExecEnv) {
+    plan.dry_run = false;
+    execute_unlinks(plan, env);
+    execute_terminations(plan, env);
+    execute_nudges(plan, env);
+    plan.recount();
+}
+
+fn execute_unlinks(plan: &mut Plan, env: &ExecEnv) {
+    let policy = if env.allow_incomplete {
+        Unverifiable::Accept
+    } else {
+        Unverifiable::Refuse
+    };
+    let mut dir: Option<Result<ShmDir, String>> = None;
+    for a in &mut plan.actions {
+        let Op::Unlink {
+            file_name,
+            expected,
+        } = &a.op
+        else {
+            continue;
+        };
+        if a.status != Status::Planned {
+            continue;
+        }
+        let dir = dir.get_or_insert_with(|| {
+            ShmDir::open(&env.shm_dir)
+                .map_err(|e| format!("cannot open {}: {e}", env.shm_dir.display()))
+        });
+        let shm = match dir {
+            Ok(d) => d,
+            Err(e) => {
+                a.status = Status::Failed;
+                a.outcome.push(e.clone());
+                continue;
+            }
+        };
+        match shm.unlink_semaphore(file_name.as_bytes(), *expected, &env.proc_root, policy) {
+            Ok(done) => {
+                a.status = Status::Done;
+                a.outcome
+                    .push("re-checked (same inode, no holder) and unlinked".into());
+                if !done.unverified.is_empty() {
+                    a.outcome.push(format!(
+                        "unverified: the maps of pid(s) {:?} could not be read (--allow-incomplete)",
+                        done.unverified
+                    ));
+                }
+            }
+            Err(UnlinkRefused::Gone) => {
+                a.status = Status::Done;
+                a.outcome
+                    .push("already gone (removed by someone else)".into());
+            }
+            Err(e @ UnlinkRefused::Io { .. }) => {
+                a.status = Status::Failed;
+                a.outcome.push(e.to_string());
+            }
+            Err(e) => {
+                a.status = Status::Refused;
+                a.outcome.push(format!("not removed: {e}"));
+            }
+        }
+    }
+}
+
+fn describe_signal_failure(out: SignalOutcome, signal: Signal) -> (Status, String) {
+    match out {
+        SignalOutcome::Sent => (Status::Done, format!("sent {}", signal.name())),
+        SignalOutcome::Gone => (Status::Done, "already exited and reaped".into()),
+        SignalOutcome::Exited => (
+            Status::Done,
+            "already exited (a zombie until its parent reaps it)".into(),
+        ),
+        SignalOutcome::Reused { start_ticks } => (
+            Status::Refused,
+            format!("pid now belongs to another process (start time {start_ticks}): not signalled"),
+        ),
+        SignalOutcome::Failed(e) => (
+            Status::Failed,
+            format!("{} could not be sent: {e}", signal.name()),
+        ),
+    }
+}
+
+fn execute_terminations(plan: &mut Plan, env: &ExecEnv) {
+    // Every target gets SIGTERM first, so they all share one --kill-after window.
+    let mut waiting: Vec<(usize, i32, u64)> = Vec::new();
+    for (i, a) in plan.actions.iter_mut().enumerate() {
+        let Op::Terminate { pid, start_ticks } = a.op else {
+            continue;
+        };
+        if a.status != Status::Planned {
+            continue;
+        }
+        match actions::signal_same_process(&env.proc_root, pid, start_ticks, Signal::Term) {
+            SignalOutcome::Sent => {
+                a.outcome.push("sent SIGTERM".into());
+                waiting.push((i, pid, start_ticks));
+            }
+            other => {
+                let (status, text) = describe_signal_failure(other, Signal::Term);
+                a.status = status;
+                a.outcome.push(text);
+            }
+        }
+    }
+    if waiting.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    let ended = |pid, ticks| actions::has_ended(&env.proc_root, pid, ticks);
+    while started.elapsed() < env.kill_after && !waiting.iter().all(|&(_, p, t)| ended(p, t)) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut killed = Vec::new();
+    for &(i, pid, ticks) in &waiting {
+        let a = &mut plan.actions[i];
+        if ended(pid, ticks) {
+            a.status = Status::Done;
+            a.outcome.push(format!(
+                "exited within {} of SIGTERM",
+                fmt_duration(started.elapsed().min(env.kill_after))
+            ));
+            continue;
+        }
+        match actions::signal_same_process(&env.proc_root, pid, ticks, Signal::Kill) {
+            SignalOutcome::Sent => {
+                a.outcome.push(format!(
+                    "still running after {}: sent SIGKILL",
+                    fmt_duration(env.kill_after)
+                ));
+                killed.push((i, pid, ticks));
+            }
+            other => {
+                let (status, text) = describe_signal_failure(other, Signal::Kill);
+                a.status = status;
+                a.outcome.push(text);
+            }
+        }
+    }
+    // SIGKILL cannot be caught, but delivery to a process stuck in the
+    // kernel can take a moment: confirm, within a bound.
+    let confirm = Instant::now();
+    while confirm.elapsed() < Duration::from_secs(5) && !killed.iter().all(|&(_, p, t)| ended(p, t))
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (i, pid, ticks) in killed {
+        let a = &mut plan.actions[i];
+        if ended(pid, ticks) {
+            a.status = Status::Done;
+            a.outcome
+                .push("killed; its parent (not semleak) reaps it".into());
+        } else {
+            a.status = Status::Failed;
+            a.outcome
+                .push("still running 5s after SIGKILL (uninterruptible sleep?)".into());
+        }
+    }
+}
+
+fn execute_nudges(plan: &mut Plan, env: &ExecEnv) {
+    for a in &mut plan.actions {
+        let Op::Nudge { pid, start_ticks } = a.op else {
+            continue;
+        };
+        if a.status != Status::Planned {
+            continue;
+        }
+        let out = actions::signal_same_process(&env.proc_root, pid, start_ticks, Signal::Child);
+        let (status, text) = describe_signal_failure(out, Signal::Child);
+        a.status = status;
+        a.outcome.push(text);
+        if status == Status::Done {
+            a.outcome.push(
+                "whether the zombies go depends on the parent reaping; the next scan shows it"
+                    .into(),
+            );
+        }
+    }
+}
+
+fn fmt_duration(d: Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::testing::*;
+    use crate::analyze::{leaked_semaphore, Config, Severity};
+
+    fn opts() -> CleanOptions {
+        CleanOptions {
+            invoking_uid: 1000,
+            ..CleanOptions::default()
+        }
+    }
+
+    fn leaked(snap: &Snapshot) -> Vec<Finding> {
+        leaked_semaphore::check(snap, &Config::default())
+    }
+
+    fn orphan_finding(pids: &[i32]) -> Finding {
+        let mut f = Finding::new(
+            Kind::Orphan,
+            b"worker",
+            Severity::Warning,
+            Confidence::Likely,
+        );
+        f.pids = pids.to_vec();
+        f
+    }
+
+    fn zombie_finding(parent: i32, zombies: &[i32]) -> Finding {
+        let mut f = Finding::new(
+            Kind::Zombie,
+            b"parent",
+            Severity::Warning,
+            Confidence::Certain,
+        );
+        f.pids = zombies.to_vec();
+        f.parent_pid = Some(parent);
+        f
+    }
+
+    #[test]
+    fn unheld_old_own_semaphore_is_planned_with_its_inode() {
+        let mut snap = snapshot();
+        snap.shm.semaphores = vec![sem("mp-old", 7, &[]), sem("held", 8, &[100])];
+        snap.processes = vec![process(100, 1, "python3 w.py")];
+        let plan = plan(&snap, &leaked(&snap), &opts());
+        assert_eq!(plan.actions.len(), 1, "{:?}", plan.actions);
+        let a = &plan.actions[0];
+        assert_eq!(a.status, Status::Planned);
+        assert_eq!(a.action, ActionKind::UnlinkSemaphore);
+        assert_eq!(a.target, "/dev/shm/sem.mp-old");
+        assert_eq!(
+            a.op,
+            Op::Unlink {
+                file_name: RawName(b"sem.mp-old".to_vec()),
+                expected: ExpectedFile {
+                    dev: 0x1a,
+                    inode: 7
+                }
+            }
+        );
+        assert!(plan.dry_run);
+        assert_eq!(plan.exit_code(), 0);
+        assert_eq!(plan.summary.planned, 1);
+    }
+
+    #[test]
+    fn min_age_uses_the_newer_of_mtime_and_ctime() {
+        let mut snap = snapshot();
+        let mut s = sem("young", 7, &[]);
+        s.meta.changed_at = (NOW_MS / 1000) as i64 - 60; // linked a minute ago
+        snap.shm.semaphores = vec![s];
+        let p = plan(&snap, &leaked(&snap), &opts());
+        assert_eq!(p.actions[0].status, Status::Skipped);
+        assert!(
+            p.actions[0].why.contains("--min-age"),
+            "{}",
+            p.actions[0].why
+        );
+        let o = CleanOptions {
+            min_age: Duration::from_secs(30),
+            ..opts()
+        };
+        assert_eq!(
+            plan(&snap, &leaked(&snap), &o).actions[0].status,
+            Status::Planned
+        );
+    }
+
+    #[test]
+    fn other_users_semaphores_need_all_users() {
+        let mut snap = snapshot();
+        let mut s = sem("theirs", 7, &[]);
+        s.meta.uid = 1001;
+        snap.shm.semaphores = vec![s];
+        let p = plan(&snap, &leaked(&snap), &opts());
+        assert_eq!(p.actions[0].status, Status::Skipped);
+        assert!(p.actions[0].why.contains("uid 1001"));
+        assert!(p.actions[0].why.contains("--all-users"));
+        assert!(p.notes.is_empty());
+
+        let o = CleanOptions {
+            all_users: true,
+            ..opts()
+        };
+        let p = plan(&snap, &leaked(&snap), &o);
+        assert_eq!(p.actions[0].status, Status::Planned);
+        assert!(p.actions[0].why.contains("another user"));
+        assert!(p.notes.iter().any(|n| n.contains("--all-users")));
+        assert!(p.all_users);
+    }
+
+    #[test]
+    fn likely_leaks_need_allow_incomplete_and_possible_ones_are_never_cleaned() {
+        let mut snap = snapshot();
+        let mut odd = sem("odd", 9, &[]);
+        odd.value = None;
+        odd.unreadable_reason = Some("5 bytes".into());
+        snap.shm.semaphores = vec![sem("x", 7, &[]), odd];
+        skip(&mut snap, 555, Some(0));
+        let p = plan(&snap, &leaked(&snap), &opts());
+        assert!(p.actions.iter().all(|a| a.status == Status::Skipped));
+        assert!(!p.visibility_complete);
+        assert!(p.notes.iter().any(|n| n.contains("incomplete")));
+        let o = CleanOptions {
+            allow_incomplete: true,
+            ..opts()
+        };
+        let p = plan(&snap, &leaked(&snap), &o);
+        let by_target = |t: &str| p.actions.iter().find(|a| a.target.ends_with(t)).unwrap();
+        assert_eq!(by_target("sem.x").status, Status::Planned);
+        assert_eq!(by_target("sem.odd").status, Status::Skipped);
+    }
+
+    #[test]
+    fn kind_and_name_filters() {
+        let mut snap = snapshot();
+        snap.shm.semaphores = vec![sem("mp-1", 7, &[]), sem("loky-1-x", 8, &[])];
+        snap.processes = vec![process(300, 1, "python3 worker")];
+        let mut findings = leaked(&snap);
+        findings.push(orphan_finding(&[300]));
+        let names = |g: &str| {
+            let mut b = globset::GlobSetBuilder::new();
+            b.add(globset::Glob::new(g).unwrap());
+            Some(b.build().unwrap())
+        };
+        let o = CleanOptions {
+            names: names("mp-*"),
+            ..opts()
+        };
+        let p = plan(&snap, &findings, &o);
+        let targets: Vec<&str> = p.actions.iter().map(|a| a.target.as_str()).collect();
+        assert_eq!(targets, ["/dev/shm/sem.mp-1"]);
+        let o = CleanOptions {
+            kinds: vec![Kind::Orphan],
+            ..opts()
+        };
+        let p = plan(&snap, &findings, &o);
+        assert_eq!(p.actions.len(), 1);
+        assert_eq!(p.actions[0].action, ActionKind::Terminate);
+        let o = CleanOptions {
+            names: names("python*"),
+            ..opts()
+        };
+        let p = plan(&snap, &findings, &o);
+        assert_eq!(p.actions.len(), 1);
+        assert_eq!(p.actions[0].pids, [300]);
+    }
+
+    #[test]
+    fn orphans_are_terminated_only_with_the_flag_and_when_owned() {
+        let mut snap = snapshot();
+        let mut theirs = process(301, 1, "python3 worker");
+        theirs.uid = Some(0);
+        snap.processes = vec![process(300, 1, "python3 worker"), theirs];
+        let findings = vec![orphan_finding(&[300, 301, 302])];
+        let p = plan(&snap, &findings, &opts());
+        assert_eq!(p.actions.len(), 3);
+        assert!(p.actions.iter().all(|a| a.status == Status::Skipped));
+        assert!(p.actions[0].why.contains("--orphans"));
+
+        let o = CleanOptions {
+            orphans: true,
+            ..opts()
+        };
+        let p = plan(&snap, &findings, &o);
+        assert_eq!(p.actions[0].status, Status::Planned);
+        assert_eq!(
+            p.actions[0].op,
+            Op::Terminate {
+                pid: 300,
+                start_ticks: 1300
+            }
+        );
+        assert_eq!(p.actions[1].status, Status::Skipped);
+        assert!(p.actions[1].why.contains("uid 0"));
+        assert_eq!(p.actions[2].status, Status::Skipped);
+        assert!(p.actions[2].target.contains("gone"));
+    }
+
+    #[test]
+    fn init_and_semleak_are_never_targets() {
+        let mut snap = snapshot();
+        snap.processes = vec![process(1, 0, "init"), process(99_999, 1, "semleak clean")];
+        let o = CleanOptions {
+            orphans: true,
+            all_users: true,
+            ..opts()
+        };
+        let p = plan(&snap, &[orphan_finding(&[1, 99_999])], &o);
+        assert!(p.actions.iter().all(|a| a.status == Status::Skipped));
+    }
+
+    #[test]
+    fn zombies_are_explained_or_their_parent_nudged() {
+        let mut snap = snapshot();
+        let mut z = process(401, 400, "");
+        z.state = 'Z';
+        snap.processes = vec![process(400, 1, "python3 dispatcher.py"), z];
+        let findings = vec![zombie_finding(400, &[401])];
+        let p = plan(&snap, &findings, &opts());
+        let a = &p.actions[0];
+        assert_eq!(a.action, ActionKind::Explain);
+        assert_eq!(a.status, Status::Skipped);
+        assert!(a
+            .why
+            .contains("pid 400 (python3 dispatcher.py) calls waitpid()"));
+        assert!(a.why.contains("--nudge-parents"));
+        assert_eq!(p.exit_code(), 0);
+
+        let o = CleanOptions {
+            nudge_parents: true,
+            ..opts()
+        };
+        let p = plan(&snap, &findings, &o);
+        let a = &p.actions[0];
+        assert_eq!(a.action, ActionKind::NudgeParent);
+        assert_eq!(a.status, Status::Planned);
+        assert_eq!(a.pids, [401]);
+        assert_eq!(
+            a.op,
+            Op::Nudge {
+                pid: 400,
+                start_ticks: 1400
+            }
+        );
+    }
+
+    #[test]
+    fn undiagnosable_kinds_produce_no_actions() {
+        let snap = snapshot();
+        let f = Finding::new(
+            Kind::FullWakeupPipe,
+            b"x",
+            Severity::Error,
+            Confidence::Certain,
+        );
+        assert!(plan(&snap, &[f], &opts()).actions.is_empty());
+    }
+
+    #[test]
+    fn exit_code_reflects_refusals_and_failures() {
+        let mut snap = snapshot();
+        snap.shm.semaphores = vec![sem("a", 7, &[])];
+        let mut p = plan(&snap, &leaked(&snap), &opts());
+        p.actions[0].status = Status::Done;
+        assert_eq!(p.exit_code(), 0);
+        p.actions[0].status = Status::Refused;
+        assert_eq!(p.exit_code(), 1);
+        p.actions[0].status = Status::Failed;
+        assert_eq!(p.exit_code(), 1);
+    }
+
+    #[test]
+    fn plan_json_shape() {
+        let mut snap = snapshot();
+        snap.shm.semaphores = vec![sem("mp-old", 7, &[])];
+        let p = plan(&snap, &leaked(&snap), &opts());
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["command"], "clean");
+        assert_eq!(v["dry_run"], true);
+        assert_eq!(v["actions"][0]["action"], "unlink_semaphore");
+        assert_eq!(v["actions"][0]["kind"], "leaked_semaphore");
+        assert_eq!(v["actions"][0]["status"], "planned");
+        assert_eq!(v["summary"]["planned"], 1);
+        assert!(v["actions"][0].get("op").is_none());
+    }
+}

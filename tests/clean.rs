@@ -1,0 +1,488 @@
+//! `semleak clean` against real semaphores, a private shared-memory
+//! directory, and processes the tests start themselves.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+use semleak::analyze::{self, Confidence, Config, Finding, Kind, Severity};
+use semleak::clean::{self, ActionKind, CleanOptions, ExecEnv, Status};
+use semleak::platform::{self, CollectOptions, Snapshot};
+
+/// `semleak clean --format json ARGS…`, parsed; panics on exit status 2.
+fn clean_json(args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["clean", "--format", "json"];
+    all.extend_from_slice(args);
+    let out = semleak(&all);
+    let code = out.status.code().unwrap_or(-1);
+    assert_ne!(
+        code,
+        2,
+        "semleak {all:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "invalid JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (code, v)
+}
+
+fn actions_for<'a>(plan: &'a Value, target_suffix: &str) -> Vec<&'a Value> {
+    plan["actions"]
+        .as_array()
+        .expect("actions array")
+        .iter()
+        .filter(|a| a["target"].as_str().unwrap_or("").ends_with(target_suffix))
+        .collect()
+}
+
+fn private_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("semleak-test-clean-")
+        .tempdir()
+        .expect("tempdir")
+}
+
+/// A regular 32-byte file shaped like an unheld glibc semaphore (value 1).
+fn fake_sem(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(format!("sem.{name}"));
+    let mut bytes = [0u8; 32];
+    bytes[0] = 1;
+    fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn collect_private(dir: &Path) -> Snapshot {
+    platform::collect(&CollectOptions {
+        shm_dir: Some(dir.to_path_buf()),
+        sample_window: Duration::ZERO,
+        ..CollectOptions::default()
+    })
+    .expect("collect")
+}
+
+fn env_for(dir: &Path, kill_after: Duration) -> ExecEnv {
+    ExecEnv {
+        shm_dir: dir.to_path_buf(),
+        proc_root: PathBuf::from("/proc"),
+        kill_after,
+        allow_incomplete: true,
+    }
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+#[test]
+fn dry_run_changes_nothing_then_yes_removes_only_what_is_eligible() {
+    let dir = private_dir();
+    let outside = private_dir();
+    let d = dir.path().to_str().unwrap();
+    let old = fake_sem(dir.path(), "mp-leaked01");
+    // A `sem.*` symlink to a file outside the directory: never followed.
+    let precious = fake_sem(outside.path(), "precious");
+    std::os::unix::fs::symlink(&precious, dir.path().join("sem.mp-link0001")).unwrap();
+
+    // --min-age is honoured: a fresh file is left alone.
+    let (code, plan) = clean_json(&["--shm-dir", d, "--allow-incomplete", "--yes"]);
+    assert_eq!(code, 0, "{plan:#}");
+    let a = actions_for(&plan, "sem.mp-leaked01");
+    assert_eq!(a.len(), 1, "{plan:#}");
+    assert_eq!(a[0]["status"], "skipped");
+    assert!(
+        a[0]["why"].as_str().unwrap().contains("--min-age 300s"),
+        "{}",
+        a[0]["why"]
+    );
+    assert!(old.exists());
+
+    // Dry run: planned, nothing changed.
+    let (code, plan) = clean_json(&["--shm-dir", d, "--allow-incomplete", "--min-age", "0s"]);
+    assert_eq!(code, 0);
+    assert_eq!(plan["dry_run"], true);
+    let a = actions_for(&plan, "sem.mp-leaked01");
+    assert_eq!(a[0]["status"], "planned", "{plan:#}");
+    assert_eq!(a[0]["action"], "unlink_semaphore");
+    assert!(actions_for(&plan, "sem.mp-link0001").is_empty(), "{plan:#}");
+    assert!(old.exists(), "a dry run must not remove anything");
+
+    // --yes: the leaked file goes; the symlink and its target stay.
+    let (code, plan) = clean_json(&[
+        "--shm-dir",
+        d,
+        "--allow-incomplete",
+        "--min-age",
+        "0s",
+        "--yes",
+    ]);
+    assert_eq!(code, 0, "{plan:#}");
+    assert_eq!(plan["dry_run"], false);
+    let a = actions_for(&plan, "sem.mp-leaked01");
+    assert_eq!(a[0]["status"], "done", "{plan:#}");
+    assert!(!old.exists());
+    assert!(fs::symlink_metadata(dir.path().join("sem.mp-link0001")).is_ok());
+    assert_eq!(fs::read(&precious).unwrap().len(), 32);
+}
+
+#[test]
+fn incomplete_visibility_is_respected_without_allow_incomplete() {
+    let dir = private_dir();
+    let d = dir.path().to_str().unwrap();
+    let p = fake_sem(dir.path(), "mp-vis00001");
+    let (code, plan) = clean_json(&["--shm-dir", d, "--min-age", "0s", "--yes"]);
+    assert_eq!(code, 0, "{plan:#}");
+    let a = actions_for(&plan, "sem.mp-vis00001");
+    if plan["visibility_complete"] == true {
+        // Every process was inspected: a certain leak is cleaned.
+        assert_eq!(a[0]["status"], "done", "{plan:#}");
+        assert!(!p.exists());
+    } else {
+        assert_eq!(a[0]["status"], "skipped", "{plan:#}");
+        assert!(a[0]["why"].as_str().unwrap().contains("--allow-incomplete"));
+        assert!(p.exists());
+    }
+}
+
+#[test]
+fn real_semaphores_held_one_is_kept_unheld_one_is_removed() {
+    let base = unique_name("clean");
+    let held = format!("{base}-held");
+    let free = format!("{base}-free");
+    let _g1 = SemGuard(held.clone());
+    let _g2 = SemGuard(free.clone());
+    let script = format!(
+        "{PY_SEM}\nh = sem_open(sys.argv[1])\nf = sem_open(sys.argv[2])\nsem_close(f)\nprint('ready', flush=True)\ntime.sleep(600)\n"
+    );
+    let mut creator = python(&script, &[&held, &free]);
+    assert_eq!(creator.read_line(), "ready");
+    let held_path = PathBuf::from(format!("/dev/shm/sem.{held}"));
+    let free_path = PathBuf::from(format!("/dev/shm/sem.{free}"));
+    assert!(held_path.exists() && free_path.exists());
+
+    // The creator holds `held` through glibc's deleted temporary: only the
+    // inode matches.
+    let (_, report) = scan_json(&["--sample-window", "0s"]);
+    let inv = inventory_semaphore(&report, &held).expect("held semaphore in inventory");
+    assert_eq!(inv["holders"], serde_json::json!([creator.pid()]));
+    assert_eq!(
+        inv["inode"].as_u64().unwrap(),
+        fs::metadata(&held_path).unwrap().ino()
+    );
+
+    let glob = format!("{base}-*");
+    let (code, plan) = clean_json(&[
+        "--name",
+        &glob,
+        "--min-age",
+        "0s",
+        "--allow-incomplete",
+        "--yes",
+    ]);
+    assert_eq!(code, 0, "{plan:#}");
+    let actions = plan["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 1, "only our unheld semaphore: {plan:#}");
+    assert_eq!(actions[0]["target"], free_path.to_str().unwrap());
+    assert_eq!(actions[0]["status"], "done");
+    assert!(!free_path.exists(), "the unheld semaphore is removed");
+    assert!(held_path.exists(), "the held semaphore is kept");
+    assert!(alive(creator.pid()));
+}
+
+#[test]
+fn entry_swapped_between_plan_and_act_is_not_removed() {
+    let dir = private_dir();
+    let p = fake_sem(dir.path(), "mp-swapped1");
+    let q = fake_sem(dir.path(), "mp-tolink01");
+    let snap = collect_private(dir.path());
+    let findings = analyze::analyze(&snap, &Config::default());
+    let opts = CleanOptions {
+        min_age: Duration::ZERO,
+        allow_incomplete: true,
+        invoking_uid: snap.host.collector_uid,
+        ..CleanOptions::default()
+    };
+    let mut plan = clean::plan(&snap, &findings, &opts);
+    let planned = |plan: &clean::Plan, suffix: &str| {
+        plan.actions
+            .iter()
+            .find(|a| a.target.ends_with(suffix))
+            .map(|a| (a.status, a.outcome.join("; ")))
+            .expect("action")
+    };
+    assert_eq!(planned(&plan, "sem.mp-swapped1").0, Status::Planned);
+    assert_eq!(planned(&plan, "sem.mp-tolink01").0, Status::Planned);
+
+    // Replace the first by another inode (the old one stays linked, so its
+    // number cannot be reused), the second by a symlink.
+    fs::hard_link(&p, dir.path().join("keep-old-inode")).unwrap();
+    let replacement = dir.path().join("replacement");
+    fs::write(&replacement, b"another file, 32 bytes long.....").unwrap();
+    fs::rename(&replacement, &p).unwrap();
+    fs::remove_file(&q).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("keep-old-inode"), &q).unwrap();
+
+    clean::execute(&mut plan, &env_for(dir.path(), Duration::from_secs(1)));
+    let (status, outcome) = planned(&plan, "sem.mp-swapped1");
+    assert_eq!(status, Status::Refused, "{outcome}");
+    assert!(outcome.contains("replaced"), "{outcome}");
+    let (status, outcome) = planned(&plan, "sem.mp-tolink01");
+    assert_eq!(status, Status::Refused, "{outcome}");
+    assert!(outcome.contains("symlink"), "{outcome}");
+    assert_eq!(fs::read(&p).unwrap(), b"another file, 32 bytes long.....");
+    assert!(fs::symlink_metadata(&q).unwrap().file_type().is_symlink());
+    assert!(dir.path().join("keep-old-inode").exists());
+    assert_eq!(plan.exit_code(), 1);
+}
+
+#[test]
+fn other_users_semaphores_need_all_users() {
+    if euid() != 0 {
+        eprintln!("needs root to chown a test file; checked by the planner's unit tests");
+        return;
+    }
+    let dir = private_dir();
+    let d = dir.path().to_str().unwrap();
+    let p = fake_sem(dir.path(), "mp-theirs01");
+    std::os::unix::fs::chown(&p, Some(4242), Some(4242)).unwrap();
+    let args = [
+        "--shm-dir",
+        d,
+        "--min-age",
+        "0s",
+        "--allow-incomplete",
+        "--yes",
+    ];
+    let (code, plan) = clean_json(&args);
+    assert_eq!(code, 0);
+    let a = actions_for(&plan, "sem.mp-theirs01");
+    assert_eq!(a[0]["status"], "skipped", "{plan:#}");
+    assert!(a[0]["why"].as_str().unwrap().contains("uid 4242"));
+    assert!(p.exists());
+
+    let mut all = args.to_vec();
+    all.push("--all-users");
+    let (code, plan) = clean_json(&all);
+    assert_eq!(code, 0, "{plan:#}");
+    assert_eq!(plan["all_users"], true);
+    assert!(plan["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n.as_str().unwrap().contains("--all-users")));
+    assert_eq!(actions_for(&plan, "sem.mp-theirs01")[0]["status"], "done");
+    assert!(!p.exists());
+}
+
+/// A finding as the orphan rule reports it: the orphans in `pids`.
+fn orphan_finding(pids: &[i32]) -> Finding {
+    let mut f = Finding::new(
+        Kind::Orphan,
+        b"test-workers",
+        Severity::Warning,
+        Confidence::Likely,
+    );
+    f.pids = pids.to_vec();
+    f
+}
+
+const PY_IGNORES_TERM: &str = r#"
+import signal, time
+signal.signal(signal.SIGTERM, lambda *a: print("TERM", flush=True))
+print("ready", flush=True)
+while True:
+    time.sleep(0.05)
+"#;
+
+const PY_SLEEPER: &str = r#"
+import time
+print("ready", flush=True)
+time.sleep(600)
+"#;
+
+#[test]
+fn orphans_get_term_then_kill_and_nothing_else_is_touched() {
+    let mut stubborn = python(PY_IGNORES_TERM, &[]);
+    let mut polite = python(PY_SLEEPER, &[]);
+    let mut reused = python(PY_SLEEPER, &[]);
+    let mut bystander = python(PY_SLEEPER, &[]);
+    for p in [&mut stubborn, &mut polite, &mut reused, &mut bystander] {
+        assert_eq!(p.read_line(), "ready");
+    }
+    let dir = private_dir();
+    let mut snap = collect_private(dir.path());
+    // `reused` stands for a pid that now belongs to another process.
+    snap.processes
+        .iter_mut()
+        .find(|p| p.pid == reused.pid())
+        .expect("reused in snapshot")
+        .start_ticks += 1;
+    let findings = vec![orphan_finding(&[
+        stubborn.pid(),
+        polite.pid(),
+        reused.pid(),
+    ])];
+
+    // Without --orphans nothing is planned.
+    let opts = CleanOptions {
+        invoking_uid: snap.host.collector_uid,
+        ..CleanOptions::default()
+    };
+    let plan = clean::plan(&snap, &findings, &opts);
+    assert_eq!(plan.summary.planned, 0);
+    assert_eq!(plan.summary.skipped, 3);
+
+    let opts = CleanOptions {
+        orphans: true,
+        ..opts
+    };
+    let mut plan = clean::plan(&snap, &findings, &opts);
+    assert_eq!(plan.summary.planned, 3);
+    assert!(plan
+        .actions
+        .iter()
+        .all(|a| a.action == ActionKind::Terminate));
+    let kill_after = Duration::from_secs(2);
+    let started = Instant::now();
+    clean::execute(&mut plan, &env_for(dir.path(), kill_after));
+    let elapsed = started.elapsed();
+    let outcome_of = |pid: i32| {
+        let a = plan.actions.iter().find(|a| a.pids == [pid]).unwrap();
+        (a.status, a.outcome.join("; "))
+    };
+
+    let (status, outcome) = outcome_of(stubborn.pid());
+    assert_eq!(status, Status::Done, "{outcome}");
+    assert!(
+        outcome.contains("sent SIGTERM") && outcome.contains("SIGKILL"),
+        "{outcome}"
+    );
+    assert_eq!(stubborn.read_line(), "TERM", "SIGTERM came first");
+    assert_eq!(stubborn.child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    assert!(
+        elapsed >= kill_after,
+        "KILL only after the bound: {elapsed:?}"
+    );
+
+    let (status, outcome) = outcome_of(polite.pid());
+    assert_eq!(status, Status::Done, "{outcome}");
+    assert!(!outcome.contains("SIGKILL"), "{outcome}");
+    assert_eq!(polite.child.wait().unwrap().signal(), Some(libc::SIGTERM));
+
+    let (status, outcome) = outcome_of(reused.pid());
+    assert_eq!(status, Status::Refused, "{outcome}");
+    assert!(outcome.contains("another process"), "{outcome}");
+    assert!(alive(reused.pid()), "a reused pid is never signalled");
+    assert!(alive(bystander.pid()), "untargeted processes are untouched");
+    assert_eq!(plan.exit_code(), 1);
+}
+
+const PY_ZOMBIE_PARENT: &str = r#"
+import os, signal, time
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+def state():
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+while state() != "Z":
+    time.sleep(0.01)
+def reap(*a):
+    while True:
+        try:
+            p, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if p == 0:
+            return
+        print(f"reaped {p}", flush=True)
+signal.signal(signal.SIGCHLD, reap)
+print(pid, flush=True)
+print("ready", flush=True)
+while True:
+    time.sleep(0.05)
+"#;
+
+#[test]
+fn zombie_parents_are_explained_or_nudged() {
+    let mut parent = python(PY_ZOMBIE_PARENT, &[]);
+    let zombie: i32 = parent.read_line().parse().expect("zombie pid");
+    assert_eq!(parent.read_line(), "ready");
+    let dir = private_dir();
+    let snap = collect_private(dir.path());
+    let mut f = Finding::new(
+        Kind::Zombie,
+        b"test-parent",
+        Severity::Warning,
+        Confidence::Certain,
+    );
+    f.pids = vec![zombie];
+    f.parent_pid = Some(parent.pid());
+    let findings = vec![f];
+
+    let opts = CleanOptions {
+        invoking_uid: snap.host.collector_uid,
+        ..CleanOptions::default()
+    };
+    let plan = clean::plan(&snap, &findings, &opts);
+    assert_eq!(plan.actions[0].action, ActionKind::Explain);
+    assert!(plan.actions[0].why.contains("waitpid()"));
+
+    let opts = CleanOptions {
+        nudge_parents: true,
+        ..opts
+    };
+    let mut plan = clean::plan(&snap, &findings, &opts);
+    assert_eq!(plan.actions[0].action, ActionKind::NudgeParent);
+    clean::execute(&mut plan, &env_for(dir.path(), Duration::from_secs(1)));
+    assert_eq!(
+        plan.actions[0].status,
+        Status::Done,
+        "{:?}",
+        plan.actions[0]
+    );
+    assert_eq!(parent.read_line(), format!("reaped {zombie}"));
+    assert!(alive(parent.pid()), "SIGCHLD does not hurt the parent");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["clean", "--kind", "nonsense"][..],
+        &["clean", "--name", "a[b"],
+        &["clean", "--min-age", "5"],
+    ] {
+        let out = semleak(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn table_output_says_dry_run() {
+    let dir = private_dir();
+    fake_sem(dir.path(), "mp-table001");
+    let out = semleak(&[
+        "clean",
+        "--shm-dir",
+        dir.path().to_str().unwrap(),
+        "--min-age",
+        "0s",
+        "--allow-incomplete",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("Dry run: 1 action(s) planned"), "{text}");
+    assert!(text.contains("sem.mp-table001"), "{text}");
+    assert!(dir.path().join("sem.mp-table001").exists());
+}
