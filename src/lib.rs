@@ -5,6 +5,8 @@ pub mod analyze;
 pub mod app;
 pub mod cli;
 pub mod duration;
+pub mod gate;
 pub mod report;
+pub mod suppress;
 
 pub use semleak_platform as platform;

@@ -4,6 +4,8 @@
 //! Pure parsers ([`parse`], [`macos_parse`]) build and are tested on every OS;
 //! only file access and FFI sit behind `#[cfg(target_os = …)]`.
 
+#[cfg(unix)]
+pub mod control;
 pub mod error;
 pub mod macos_parse;
 pub mod model;

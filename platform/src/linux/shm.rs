@@ -172,6 +172,8 @@ fn read_semaphore(dir: &Path, sem_name: &[u8], path: &Path, md: &fs::Metadata) -
     sem
 }
 
+// The fsblkcnt_t/fsfilcnt_t casts are no-ops only on 64-bit targets.
+#[allow(clippy::unnecessary_cast)]
 fn statvfs(dir: &Path) -> io::Result<FsUsage> {
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
