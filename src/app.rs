@@ -47,6 +47,10 @@ pub enum AppError {
         #[source]
         source: io::Error,
     },
+    #[error(transparent)]
+    Suppress(#[from] crate::suppress::SuppressError),
+    #[error(transparent)]
+    Gate(#[from] crate::gate::GateError),
     #[error("cannot write {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -61,12 +65,45 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
         Command::Snapshot(args) => snapshot(&args),
         Command::Analyze(args) => analyze_file(&args),
         Command::Clean(args) => clean(&args),
+        Command::Run(args) => crate::gate::run(&args),
     }
 }
 
 fn scan(args: &ScanArgs) -> Result<i32, AppError> {
+    let cwd = std::env::current_dir().ok();
+    let suppressor = crate::suppress::Suppressor::load(
+        args.suppress.baseline.as_deref(),
+        args.suppress.allow.as_deref(),
+        cwd.as_deref(),
+    )?;
     let snapshot = semleak_platform::collect(&collect_options(&args.collect)?)?;
-    report_and_exit("scan", &snapshot, &args.rules.config(), &args.output)
+    let findings = analyze::analyze(&snapshot, &args.rules.config());
+    let cmdline_of = |pid: i32| {
+        snapshot.processes.iter().find(|p| p.pid == pid).map(|p| {
+            p.cmdline
+                .iter()
+                .map(|a| a.to_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+    };
+    let (findings, suppressed) = suppressor.apply(findings, &cmdline_of);
+    let mut report = Report::new("scan", &snapshot, findings);
+    report.suppressed = suppressed;
+    emit(&report, args.output.format)?;
+    if report.suppressed.total() > 0 && args.output.format == Format::Table {
+        eprintln!(
+            "semleak: {} finding(s) suppressed ({} by baseline, {} by allowlist)",
+            report.suppressed.total(),
+            report.suppressed.baseline,
+            report.suppressed.allowlist
+        );
+    }
+    Ok(if args.output.fail_on.fails(report.worst()) {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    })
 }
 
 fn snapshot(args: &SnapshotArgs) -> Result<i32, AppError> {

@@ -32,6 +32,13 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Analyse a Snapshot saved by `semleak snapshot`, offline.
     Analyze(AnalyzeArgs),
+    /// Run a command as a CI leak gate: report what it (and its descendants) leaked.
+    #[command(
+        after_help = "Exit status: the command's own status when it failed (128+N when killed by \
+signal N); otherwise 1 when it leaked something at or above --fail-on; otherwise 0; 2 usage \
+error or internal failure; 126/127 when the command cannot be run."
+    )]
+    Run(RunArgs),
     /// Plan the cleanup of what a fresh scan found; act only with --yes.
     Clean(CleanArgs),
 }
@@ -44,6 +51,8 @@ pub struct ScanArgs {
     pub rules: RuleArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub suppress: SuppressArgs,
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +73,49 @@ pub struct AnalyzeArgs {
     pub rules: RuleArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `semleak run [OPTIONS] -- CMD [ARGS…]`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Write the JSON report (schema_version 1, `command: "run"`) to FILE.
+    #[arg(long, value_name = "FILE", help_heading = "Gate")]
+    pub report: Option<PathBuf>,
+    /// After the command exits, wait this long for its descendants to finish on their own.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, help_heading = "Gate")]
+    pub grace: Duration,
+    /// Sample the host this often while the command runs (0s: only before and after).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration, help_heading = "Gate")]
+    pub interval: Duration,
+    /// SIGKILL leftover descendants still running this long after SIGTERM.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration, help_heading = "Gate")]
+    pub kill_after: Duration,
+    /// Leave leftover descendants running instead of terminating them.
+    #[arg(long, help_heading = "Gate")]
+    pub keep_leftovers: bool,
+    /// Exit 1 when the command leaked something at or above this severity.
+    #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = FailOn::Error, help_heading = "Gate")]
+    pub fail_on: FailOn,
+    #[command(flatten)]
+    pub suppress: SuppressArgs,
+    #[command(flatten)]
+    pub collect: CollectArgs,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// The command to run, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// Findings already accepted.
+#[derive(Debug, Clone, Args)]
+pub struct SuppressArgs {
+    /// A previous JSON report: findings whose `id` appears in it are not counted.
+    #[arg(long, value_name = "FILE", help_heading = "Suppression")]
+    pub baseline: Option<PathBuf>,
+    /// Allowlist TOML file [default: .semleak.toml in the current directory or above].
+    #[arg(long, value_name = "FILE", help_heading = "Suppression")]
+    pub allow: Option<PathBuf>,
 }
 
 /// Where to collect from.

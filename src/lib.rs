@@ -6,6 +6,8 @@ pub mod app;
 pub mod clean;
 pub mod cli;
 pub mod duration;
+pub mod gate;
 pub mod report;
+pub mod suppress;
 
 pub use semleak_platform as platform;

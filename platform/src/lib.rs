@@ -5,6 +5,8 @@
 //! only file access and FFI sit behind `#[cfg(target_os = …)]`.
 
 pub mod actions;
+#[cfg(unix)]
+pub mod control;
 pub mod error;
 pub mod macos_abi;
 pub mod macos_parse;

@@ -32,7 +32,7 @@ fn uninspected_possible_holders(snapshot: &Snapshot, sem: &Semaphore) -> Vec<i32
         .collect()
 }
 
-fn finding(snapshot: &Snapshot, sem: &Semaphore) -> Finding {
+pub(crate) fn finding(snapshot: &Snapshot, sem: &Semaphore) -> Finding {
     let hidden = uninspected_possible_holders(snapshot, sem);
     let well_formed = sem.value.is_some();
     let confidence = if !well_formed

@@ -29,6 +29,12 @@ pub struct Report {
     pub summary: Summary,
     pub findings: Vec<Finding>,
     pub inventory: Inventory,
+    /// Findings dropped by a baseline or an allowlist.
+    #[serde(default)]
+    pub suppressed: crate::suppress::Suppressed,
+    /// `semleak run`: the command and what the gate did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<crate::gate::RunInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -230,6 +236,8 @@ impl Report {
             summary: Summary::of(&findings),
             findings,
             inventory: Inventory { semaphores },
+            suppressed: Default::default(),
+            run: None,
         }
     }
 

@@ -166,6 +166,9 @@ fn json_field_set_is_pinned() {
         "inventory.semaphores[].modified_at",
         "inventory.semaphores[].unlinked",
         "inventory.semaphores[].holders",
+        "suppressed",
+        "suppressed.baseline",
+        "suppressed.allowlist",
     ]
     .into_iter()
     .map(String::from)

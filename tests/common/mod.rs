@@ -194,3 +194,14 @@ def sem_close(h):
 def sem_unlink(name):
     _libc.sem_unlink(("/" + name).encode())
 "#;
+
+/// Start `cmd` (stdout piped) as a [`Spawned`], killed by pid on drop.
+pub fn spawn(mut cmd: Command) -> Spawned {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn");
+    let stdout = child.stdout.take().map(BufReader::new);
+    Spawned {
+        child,
+        stdout,
+        extra: Vec::new(),
+    }
+}
