@@ -258,6 +258,57 @@ fn forked_child_holding_a_dead_parents_pipe_is_an_orphan() {
     assert_eq!(strings(f, "cleanup")[0], format!("kill -TERM -- -{pgrp}"));
 }
 
+const FORKED_SOCKET_HOLDER: &str = r#"
+import os, socket, time
+os.setpgrp()
+mine, childs = socket.socketpair()
+pid = os.fork()
+if pid == 0:
+    mine.close()
+    time.sleep(600)  # holds its end, waiting for a peer that is gone
+    os._exit(0)
+print(pid, flush=True)
+print(os.fstat(childs.fileno()).st_ino, flush=True)
+childs.close()
+print("ready", flush=True)
+time.sleep(600)
+"#;
+
+#[test]
+fn forked_child_holding_a_dead_parents_socket_is_an_orphan() {
+    let mut parent = python(FORKED_SOCKET_HOLDER, &[]);
+    let child = read_pids(&mut parent, 1)[0];
+    parent.also_kill(child);
+    let inode: u64 = parent.read_line().parse().expect("socket inode");
+    expect_ready(&mut parent);
+    let pgrp = parent.pid();
+    kill_parent_and_wait_adoption(&mut parent, &[child]);
+
+    let report = scan(&[]);
+    let found: Vec<&Value> = findings(&report, "orphan")
+        .into_iter()
+        .filter(|f| pids_of(f).contains(&child))
+        .collect();
+    assert_eq!(found.len(), 1, "{report:#}");
+    let f = found[0];
+    assert_eq!(pids_of(f), vec![child]);
+    assert_eq!(f["severity"], "warning", "no signature: {f:#}");
+    // The kernel itself says the peer is closed: unreadable processes
+    // (pid 1 here) cannot weaken that.
+    assert_eq!(f["confidence"], "likely", "{f:#}");
+    let evidence = strings(f, "evidence").join("\n");
+    assert!(
+        evidence.contains(&format!("holds unix socket:[{inode}] (fd ")),
+        "{evidence}"
+    );
+    assert!(evidence.contains("whose peer was closed"), "{evidence}");
+    assert!(
+        evidence.contains(&format!("process-group leader pid {pgrp} is gone")),
+        "{evidence}"
+    );
+    assert_eq!(strings(f, "resources"), vec![format!("socket:[{inode}]")]);
+}
+
 const DAEMON: &str = r#"
 import os, time
 r, w = os.pipe()

@@ -196,6 +196,10 @@ pub struct Fd {
     /// Unix sockets: the inode of the connected peer socket (sock_diag).
     #[serde(default)]
     pub peer_inode: Option<u64>,
+    /// Unix sockets: connected, but the peer socket has been closed
+    /// (sock_diag reports the peer as inode 0; see `UnixSockInfo`).
+    #[serde(default)]
+    pub peer_closed: bool,
 }
 
 impl Fd {

@@ -27,6 +27,7 @@ pub fn apply_socket_info(processes: &mut [Process], sockets: &HashMap<u64, UnixS
         if let Some(info) = sockets.get(&fd.inode) {
             fd.kind = FdKind::UnixSocket;
             fd.peer_inode = info.peer_inode;
+            fd.peer_closed = info.peer_closed;
         }
     }
 }
@@ -154,6 +155,7 @@ mod tests {
             inode,
             flags: Some(flags),
             peer_inode: None,
+            peer_closed: false,
         }
     }
 
@@ -174,6 +176,7 @@ mod tests {
             rqueue: Some(rq),
             wmem_alloc: Some(wmem),
             sndbuf: Some(sndbuf),
+            ..UnixSockInfo::default()
         }
     }
 

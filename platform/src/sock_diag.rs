@@ -21,6 +21,12 @@ pub const UDIAG_SHOW_MEMINFO: u32 = 0x20;
 const UNIX_DIAG_PEER: u16 = 2;
 const UNIX_DIAG_RQLEN: u16 = 4;
 const UNIX_DIAG_MEMINFO: u16 = 5;
+const UNIX_DIAG_SHUTDOWN: u16 = 6;
+
+/// `SOCK_DGRAM`.
+const SOCK_DGRAM: u8 = 2;
+/// `SHUTDOWN_MASK`: both directions shut down.
+const SHUTDOWN_MASK: u8 = 3;
 
 /// `SK_MEMINFO_*` indices into the MEMINFO attribute.
 const SK_MEMINFO_WMEM_ALLOC: usize = 2;
@@ -159,6 +165,16 @@ pub struct UnixSockInfo {
     pub wmem_alloc: Option<u64>,
     /// This socket's `sk_sndbuf` (MEMINFO[3]).
     pub sndbuf: Option<u64>,
+    /// This socket's `sk_shutdown` (SHUTDOWN attribute, always sent).
+    pub shutdown: Option<u8>,
+    /// Connected, but the peer socket has been closed. The kernel keeps
+    /// pointing at a released peer, whose inode then reads as 0: the PEER
+    /// attribute is present with 0 (a listening or unconnected socket has
+    /// no PEER attribute at all). A stream/seqpacket client whose
+    /// connection is still in a listener's accept queue also reads 0, so
+    /// for those the peer's release is confirmed by it setting our
+    /// `sk_shutdown` to SHUTDOWN_MASK (`unix_release_sock`).
+    pub peer_closed: bool,
 }
 
 /// One `recv` worth of replies, parsed.
@@ -237,6 +253,7 @@ fn parse_socket(body: &[u8], at: usize) -> Result<UnixSockInfo, DiagParseError> 
                 info.wmem_alloc = u32_at(payload, SK_MEMINFO_WMEM_ALLOC * 4).map(u64::from);
                 info.sndbuf = u32_at(payload, SK_MEMINFO_SNDBUF * 4).map(u64::from);
             }
+            UNIX_DIAG_SHUTDOWN => info.shutdown = payload.first().copied(),
             _ => {}
         }
         attrs = &attrs[align4(alen).min(attrs.len())..];
@@ -246,9 +263,10 @@ fn parse_socket(body: &[u8], at: usize) -> Result<UnixSockInfo, DiagParseError> 
     if info.wmem_alloc.is_none() {
         info.wmem_alloc = rqlen_wqueue;
     }
-    // A peer inode of 0 means "no peer".
+    // A peer inode of 0 means "no (live) peer".
     if info.peer_inode == Some(0) {
         info.peer_inode = None;
+        info.peer_closed = info.sock_type == SOCK_DGRAM || info.shutdown == Some(SHUTDOWN_MASK);
     }
     Ok(info)
 }
@@ -303,8 +321,8 @@ pub(crate) mod tests {
         let mut body = vec![AF_UNIX, 1, 1, 0];
         body.extend_from_slice(&ino.to_ne_bytes());
         body.extend_from_slice(&words(&[0, 0]));
-        // An attribute we do not use, with an odd length, comes first.
-        body.extend(attr(6, &[0]));
+        // An attribute with an odd length comes first.
+        body.extend(attr(UNIX_DIAG_SHUTDOWN, &[0]));
         body.extend(attr(UNIX_DIAG_PEER, &peer.to_ne_bytes()));
         body.extend(attr(UNIX_DIAG_RQLEN, &words(&[rqueue, wmem])));
         body.extend(attr(
@@ -341,10 +359,54 @@ pub(crate) mod tests {
                 rqueue: Some(300),
                 wmem_alloc: Some(230_400),
                 sndbuf: Some(212_992),
+                shutdown: Some(0),
+                peer_closed: false,
             }
         );
         assert_eq!(b.sockets[1].peer_inode, Some(100));
         assert_eq!(b.sockets[1].rqueue, Some(0));
+    }
+
+    /// A reply with just the given attributes.
+    fn bare_msg(ino: u32, sock_type: u8, state: u8, attrs: &[Vec<u8>]) -> Vec<u8> {
+        let mut body = vec![AF_UNIX, sock_type, state, 0];
+        body.extend_from_slice(&ino.to_ne_bytes());
+        body.extend_from_slice(&words(&[0, 0]));
+        for a in attrs {
+            body.extend_from_slice(a);
+        }
+        msg(SOCK_DIAG_BY_FAMILY, &body)
+    }
+
+    /// The attribute sets a 6.x kernel sends, as seen on real sockets.
+    #[test]
+    fn closed_peer_versus_no_peer() {
+        let peer0 = attr(UNIX_DIAG_PEER, &0u32.to_ne_bytes());
+        let shut = |s: u8| attr(UNIX_DIAG_SHUTDOWN, &[s]);
+        let cases: [(Vec<u8>, bool); 6] = [
+            // socketpair stream / seqpacket end whose peer was closed
+            (bare_msg(1, 1, 1, &[peer0.clone(), shut(3)]), true),
+            (bare_msg(2, 5, 1, &[peer0.clone(), shut(3)]), true),
+            // datagram socketpair end, or a connected datagram sender,
+            // whose peer was closed (no shutdown for datagrams)
+            (bare_msg(3, 2, 1, &[peer0.clone(), shut(0)]), true),
+            // stream client still in a listener's accept queue
+            (bare_msg(4, 1, 1, &[peer0.clone(), shut(0)]), false),
+            // listening socket; unconnected datagram socket
+            (bare_msg(5, 1, 10, &[shut(0)]), false),
+            (bare_msg(6, 2, 7, &[shut(0)]), false),
+        ];
+        for (buf, closed) in cases {
+            let s = &parse_unix_diag(&buf).unwrap().sockets[0];
+            assert_eq!(s.peer_closed, closed, "{s:?}");
+            assert_eq!(s.peer_inode, None);
+        }
+        // Without the SHUTDOWN attribute a stream socket is never called
+        // closed on missing data.
+        let s = &parse_unix_diag(&bare_msg(7, 1, 1, &[peer0]))
+            .unwrap()
+            .sockets[0];
+        assert!(!s.peer_closed);
     }
 
     #[test]

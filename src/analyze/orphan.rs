@@ -9,8 +9,10 @@
 //!   processes and resource tracker, loky, execnet, ray, gunicorn workers):
 //!   error;
 //! - a dangling IPC endpoint (the read end of a pipe no live process can
-//!   write to: whoever fed it died) together with a dead process-group or
-//!   session leader while not leading its own session: warning;
+//!   write to, or a connected unix socket whose peer was closed or is held
+//!   by no live process: whoever fed it died) together with a dead
+//!   process-group or session leader while not leading its own session:
+//!   warning;
 //! - a dangling endpoint alone: info.
 //!
 //! Orphans are grouped by process group (what the lost parent's job shared).
@@ -21,6 +23,7 @@ use semleak_platform::{FdKind, Process, Snapshot};
 
 use super::process_tree::{
     adopter_of, comm, command_text, hidden_peers, is_user_process, Adopter, PipeEnds, ProcessTree,
+    SocketHolders,
 };
 use super::{human_age, process_label, Confidence, Config, Finding, Kind, Severity};
 
@@ -75,14 +78,20 @@ pub fn worker_signature(p: &Process) -> Option<&'static str> {
 enum Dangling {
     /// The read end of a pipe that no live process holds a write end of.
     PipeWithoutWriter { fd: i32, inode: u64 },
-    // A Unix socket whose peer inode no live process holds belongs here
-    // once `Fd` carries the peer (sock_diag, UDIAG_SHOW_PEER).
+    /// A connected unix socket whose peer socket the kernel says was closed.
+    SocketPeerClosed { fd: i32, inode: u64 },
+    /// A connected unix socket whose (open) peer socket no live inspected
+    /// process holds.
+    SocketPeerUnheld { fd: i32, inode: u64, peer: u64 },
 }
 
 impl Dangling {
     fn resource(&self) -> String {
         match self {
             Dangling::PipeWithoutWriter { inode, .. } => format!("pipe:[{inode}]"),
+            Dangling::SocketPeerClosed { inode, .. } | Dangling::SocketPeerUnheld { inode, .. } => {
+                format!("socket:[{inode}]")
+            }
         }
     }
 
@@ -91,11 +100,24 @@ impl Dangling {
             Dangling::PipeWithoutWriter { fd, inode } => format!(
                 "holds the read end of pipe:[{inode}] (fd {fd}) that no live process can write to"
             ),
+            Dangling::SocketPeerClosed { fd, inode } => {
+                format!("holds unix socket:[{inode}] (fd {fd}) whose peer was closed")
+            }
+            Dangling::SocketPeerUnheld { fd, inode, peer } => format!(
+                "holds unix socket:[{inode}] (fd {fd}) whose peer socket:[{peer}] no live process holds"
+            ),
         }
+    }
+
+    /// Whether this rests on seeing every descriptor on the host (an
+    /// uninspected process might hold the other end). A closed peer is the
+    /// kernel's word and does not.
+    fn needs_full_view(&self) -> bool {
+        !matches!(self, Dangling::SocketPeerClosed { .. })
     }
 }
 
-fn dangling_endpoints(p: &Process, pipes: &PipeEnds) -> Vec<Dangling> {
+fn dangling_endpoints(p: &Process, pipes: &PipeEnds, sockets: &SocketHolders) -> Vec<Dangling> {
     p.fds
         .iter()
         .filter_map(|fd| match fd.kind {
@@ -105,6 +127,20 @@ fn dangling_endpoints(p: &Process, pipes: &PipeEnds) -> Vec<Dangling> {
                     inode: fd.inode,
                 })
             }
+            // Listening and unconnected sockets have no peer at all and
+            // are neither.
+            FdKind::UnixSocket if fd.peer_closed => Some(Dangling::SocketPeerClosed {
+                fd: fd.fd,
+                inode: fd.inode,
+            }),
+            FdKind::UnixSocket => match fd.peer_inode {
+                Some(peer) if !sockets.is_held(peer) => Some(Dangling::SocketPeerUnheld {
+                    fd: fd.fd,
+                    inode: fd.inode,
+                    peer,
+                }),
+                _ => None,
+            },
             _ => None,
         })
         .collect()
@@ -135,12 +171,13 @@ fn assess<'a>(
     snapshot: &Snapshot,
     tree: &ProcessTree<'a>,
     pipes: &PipeEnds,
+    sockets: &SocketHolders,
     p: &'a Process,
 ) -> Option<Orphan<'a>> {
     let adopter = adopter_of(tree, p)?;
     let signature = worker_signature(p);
     let dangling = if p.inspected {
-        dangling_endpoints(p, pipes)
+        dangling_endpoints(p, pipes, sockets)
     } else {
         Vec::new()
     };
@@ -162,14 +199,15 @@ fn assess<'a>(
         // Adopted, maybe with a dead leader, nothing else: a daemon.
         (None, false, _) => return None,
     };
-    let hidden = if has_dangling {
+    let hidden = if has_dangling && dangling.iter().all(Dangling::needs_full_view) {
         hidden_peers(snapshot, p.uid)
     } else {
         Vec::new()
     };
     if !hidden.is_empty() {
-        // A writerless pipe and nothing else, while a process that could
-        // hold the write end went unseen, is no evidence at all.
+        // A writerless pipe (or unheld peer socket) and nothing else, while
+        // a process that could hold the other end went unseen, is no
+        // evidence at all.
         if signature.is_none() && !leader_gone {
             return None;
         }
@@ -203,13 +241,14 @@ fn assess<'a>(
 pub fn check(snapshot: &Snapshot, _config: &Config) -> Vec<Finding> {
     let tree = ProcessTree::new(snapshot);
     let pipes = PipeEnds::new(snapshot);
+    let sockets = SocketHolders::new(snapshot);
     let mut groups: BTreeMap<(i32, i32), Vec<Orphan<'_>>> = BTreeMap::new();
     for p in snapshot
         .processes
         .iter()
         .filter(|p| is_user_process(snapshot, p) && !p.is_zombie() && p.pid > 1)
     {
-        if let Some(o) = assess(snapshot, &tree, &pipes, p) {
+        if let Some(o) = assess(snapshot, &tree, &pipes, &sockets, p) {
             groups.entry((p.session, p.pgrp)).or_default().push(o);
         }
     }
@@ -299,8 +338,18 @@ fn finding(
         .collect();
     if !hidden.is_empty() {
         let shown: Vec<String> = hidden.iter().take(10).map(|p| p.to_string()).collect();
+        let other_end = if members
+            .iter()
+            .filter(|o| !o.hidden.is_empty())
+            .flat_map(|o| o.dangling.iter())
+            .all(|d| matches!(d, Dangling::PipeWithoutWriter { .. }))
+        {
+            "a write end"
+        } else {
+            "the other end"
+        };
         f.evidence.push(format!(
-            "not certain: {} process(es) could not be inspected and might still hold a write end (pids {}{}); run as root for a complete view",
+            "not certain: {} process(es) could not be inspected and might still hold {other_end} (pids {}{}); run as root for a complete view",
             hidden.len(),
             shown.join(", "),
             if hidden.len() > 10 { ", …" } else { "" }
@@ -387,7 +436,33 @@ mod tests {
             inode,
             flags: Some(if write { 0o1 } else { 0o0 }),
             peer_inode: None,
+            peer_closed: false,
         }
+    }
+
+    fn unix(fd: i32, inode: u64, peer: Option<u64>, peer_closed: bool) -> Fd {
+        Fd {
+            fd,
+            kind: FdKind::UnixSocket,
+            inode,
+            flags: Some(0o2),
+            peer_inode: peer,
+            peer_closed,
+        }
+    }
+
+    /// pid 402 of group 401 (whose leader, its parent, is gone) in a live
+    /// login session, adopted by pid 1, holding `fds`.
+    fn lost_child(fds: Vec<Fd>) -> Snapshot {
+        let mut snap = snapshot();
+        let mut c = process(402, 1, "python3 job.py");
+        c.pgrp = 401;
+        c.session = 100;
+        c.fds = fds;
+        snap.processes = vec![process(1, 0, "/sbin/init"), process(100, 1, "-bash")];
+        snap.processes[1].session = 100;
+        snap.processes.push(c);
+        snap
     }
 
     /// A job whose parent (pid 200, group leader) was SIGKILLed: its
@@ -557,6 +632,7 @@ mod tests {
             inode: 555,
             flags: None,
             peer_inode: None,
+            peer_closed: false,
         }];
         snap.processes = vec![process(1, 0, "/sbin/init"), c];
         assert!(check(&snap, &Config::default()).is_empty());
@@ -624,5 +700,94 @@ mod tests {
         fewer.processes.retain(|p| p.pid != 202);
         let b = check(&fewer, &Config::default());
         assert_eq!(a[0].id, b[0].id);
+    }
+
+    #[test]
+    fn socket_whose_peer_closed_is_a_warning_even_with_hidden_processes() {
+        let mut snap = lost_child(vec![unix(3, 800, None, true)]);
+        // The kernel says the peer is closed: no unseen process can hold it.
+        skip(&mut snap, 1, Some(0));
+        let f = check(&snap, &Config::default());
+        assert_eq!(f.len(), 1, "{f:#?}");
+        let f = &f[0];
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(f.confidence, Confidence::Likely);
+        assert_eq!(f.pids, vec![402]);
+        assert_eq!(f.resources, vec!["socket:[800]"]);
+        let ev = f.evidence.join("\n");
+        assert!(
+            ev.contains("holds unix socket:[800] (fd 3) whose peer was closed"),
+            "{ev}"
+        );
+        assert!(ev.contains("process-group leader pid 401 is gone"), "{ev}");
+        assert!(!ev.contains("could not be inspected"), "{ev}");
+    }
+
+    #[test]
+    fn socket_whose_peer_nobody_holds_is_dangling_with_the_pipe_caveat() {
+        let snap = lost_child(vec![unix(3, 800, Some(801), false)]);
+        let f = &check(&snap, &Config::default())[0];
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(f.confidence, Confidence::Likely);
+        assert!(
+            f.evidence[0].contains(
+                "holds unix socket:[800] (fd 3) whose peer socket:[801] no live process holds"
+            ),
+            "{}",
+            f.evidence[0]
+        );
+        // An uninspected process might hold the peer.
+        let mut hidden = snap.clone();
+        skip(&mut hidden, 1, Some(0));
+        let f = &check(&hidden, &Config::default())[0];
+        assert_eq!(f.confidence, Confidence::Possible);
+        assert!(f
+            .evidence
+            .iter()
+            .any(|e| e.contains("might still hold the other end")));
+        // Alone (no dead leader): info, and nothing when a process is unseen.
+        let mut alone = snapshot();
+        let mut c = process(402, 1, "cat");
+        c.fds = vec![unix(0, 800, Some(801), false)];
+        alone.processes = vec![process(1, 0, "/sbin/init"), c];
+        let f = &check(&alone, &Config::default())[0];
+        assert_eq!(
+            (f.severity, f.confidence),
+            (Severity::Info, Confidence::Possible)
+        );
+        skip(&mut alone, 1, Some(0));
+        assert!(check(&alone, &Config::default()).is_empty());
+    }
+
+    #[test]
+    fn sockets_without_peer_or_with_a_live_peer_are_not_dangling() {
+        let mut snap = lost_child(vec![
+            // listening socket; unconnected datagram socket (no peer)
+            unix(3, 800, None, false),
+            unix(4, 801, None, false),
+            // both ends of a socket pair in the process itself
+            unix(5, 802, Some(803), false),
+            unix(6, 803, Some(802), false),
+            // peer held by another live process
+            unix(7, 804, Some(805), false),
+            // not a unix socket (TCP): no peer data at all
+            Fd {
+                fd: 8,
+                kind: FdKind::Socket,
+                inode: 806,
+                flags: Some(0o2),
+                peer_inode: None,
+                peer_closed: false,
+            },
+        ]);
+        let mut server = process(500, 1, "/usr/sbin/server");
+        server.fds = vec![unix(9, 805, Some(804), false)];
+        snap.processes.push(server);
+        assert!(check(&snap, &Config::default()).is_empty());
+        // The same process once the server is gone: dangling.
+        snap.processes.retain(|p| p.pid != 500);
+        let f = check(&snap, &Config::default());
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].resources, vec!["socket:[804]"]);
     }
 }

@@ -2,7 +2,7 @@
 //! thread pile-up): lookups by pid, who adopts orphans, who holds which
 //! pipe end.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use semleak_platform::{FdKind, Process, Snapshot};
 
@@ -136,6 +136,31 @@ impl PipeEnds {
 
     pub fn has_writer(&self, inode: u64) -> bool {
         self.writers.get(&inode).is_some_and(|w| !w.is_empty())
+    }
+}
+
+/// The socket inodes live inspected processes hold a descriptor of.
+#[derive(Default)]
+pub struct SocketHolders {
+    held: HashSet<u64>,
+}
+
+impl SocketHolders {
+    pub fn new(snapshot: &Snapshot) -> Self {
+        SocketHolders {
+            held: snapshot
+                .processes
+                .iter()
+                .filter(|p| !p.is_zombie())
+                .flat_map(|p| p.fds.iter())
+                .filter(|f| f.kind != FdKind::Pipe)
+                .map(|f| f.inode)
+                .collect(),
+        }
+    }
+
+    pub fn is_held(&self, inode: u64) -> bool {
+        self.held.contains(&inode)
     }
 }
 

@@ -16,6 +16,7 @@ fn read_end(fd: i32, inode: u64) -> Fd {
         inode,
         flags: Some(0),
         peer_inode: None,
+        peer_closed: false,
     }
 }
 

@@ -216,6 +216,7 @@ fn read_fds(base: &Path) -> Vec<Fd> {
             inode,
             flags,
             peer_inode: None,
+            peer_closed: false,
         });
     }
     fds.sort_by_key(|f| f.fd);

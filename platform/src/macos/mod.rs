@@ -318,6 +318,7 @@ fn read_descriptors(p: &mut Process, fds: &[proc_fdinfo], started: Instant) -> V
                         inode: pipe_id(end.handle, end.peer),
                         flags: Some(snapshot_open_flags(end.openflags)),
                         peer_inode: None,
+                        peer_closed: false,
                     });
                     pipe_ends.push(end);
                 }
@@ -338,6 +339,7 @@ fn read_descriptors(p: &mut Process, fds: &[proc_fdinfo], started: Instant) -> V
                         flags: Some(snapshot_open_flags(info.pfi.fi_openflags)),
                         // libproc names the peer by pcb, not by socket id.
                         peer_inode: None,
+                        peer_closed: false,
                     });
                     if let Some(sock) = unix_socket(fd.proc_fd, &info) {
                         unix_socks.push(sock);
