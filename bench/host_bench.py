@@ -60,6 +60,12 @@ def main():
                     help="keep the host up this many seconds before timing (for profiling)")
     args = ap.parse_args()
 
+    # Background jobs ignore SIGINT: make SIGINT and SIGTERM tear down too.
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
     prefix = f"/semleak-bench-{os.getpid()}-"
     names = [f"{prefix}{i}" for i in range(args.sems)]
     children = []
@@ -77,6 +83,8 @@ def main():
                 held = names[start:start + args.per_holder]
             pid = os.fork()
             if pid == 0:
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 try:
                     for n in held:
                         sem_open(n, False)
