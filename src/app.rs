@@ -79,13 +79,11 @@ fn scan(args: &ScanArgs) -> Result<i32, AppError> {
     let snapshot = semleak_platform::collect(&collect_options(&args.collect)?)?;
     let findings = analyze::analyze(&snapshot, &args.rules.config());
     let cmdline_of = |pid: i32| {
-        snapshot.processes.iter().find(|p| p.pid == pid).map(|p| {
-            p.cmdline
-                .iter()
-                .map(|a| a.to_lossy())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
+        snapshot
+            .processes
+            .iter()
+            .find(|p| p.pid == pid)
+            .map(|p| p.command_line())
     };
     let (findings, suppressed) = suppressor.apply(findings, &cmdline_of);
     let mut report = Report::new("scan", &snapshot, findings);

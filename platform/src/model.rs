@@ -162,6 +162,14 @@ impl Process {
     pub fn is_zombie(&self) -> bool {
         self.state == 'Z'
     }
+    /// The command line as one lossy string, arguments joined by spaces.
+    pub fn command_line(&self) -> String {
+        self.cmdline
+            .iter()
+            .map(|a| a.to_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
     /// Kernel threads have no command line and are children of kthreadd (2).
     pub fn is_kernel_thread(&self) -> bool {
         self.pid == 2 || self.ppid == 2

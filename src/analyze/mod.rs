@@ -232,15 +232,7 @@ pub fn sort_findings(findings: &mut [Finding]) {
 pub fn process_label(snapshot: &Snapshot, pid: i32) -> String {
     match snapshot.processes.iter().find(|p| p.pid == pid) {
         Some(p) => {
-            let mut cmd = if p.cmdline.is_empty() {
-                format!("[{}]", p.comm.to_lossy())
-            } else {
-                p.cmdline
-                    .iter()
-                    .map(|a| a.to_lossy())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            };
+            let mut cmd = process_tree::command_text(p);
             if cmd.chars().count() > 120 {
                 cmd = cmd.chars().take(119).collect::<String>() + "…";
             }

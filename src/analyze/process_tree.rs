@@ -184,11 +184,7 @@ pub fn command_text(p: &Process) -> String {
     if p.cmdline.is_empty() {
         format!("[{}]", comm(p))
     } else {
-        p.cmdline
-            .iter()
-            .map(|a| a.to_lossy())
-            .collect::<Vec<_>>()
-            .join(" ")
+        p.command_line()
     }
 }
 

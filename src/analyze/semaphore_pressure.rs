@@ -42,15 +42,7 @@ pub fn names_in_use(snapshot: &Snapshot) -> BTreeSet<&[u8]> {
 /// (`spawn_main(tracker_fd=5, pipe_handle=11)`) group together; digits
 /// inside a word (`python3.11`) stay.
 fn group_key(p: &Process) -> String {
-    let text = if p.cmdline.is_empty() {
-        format!("[{}]", p.comm.to_lossy())
-    } else {
-        p.cmdline
-            .iter()
-            .map(|a| a.to_lossy())
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let text = super::process_tree::command_text(p);
     let mut out = String::with_capacity(text.len());
     let mut masking = false;
     let mut prev: Option<char> = None;
