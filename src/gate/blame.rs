@@ -275,6 +275,31 @@ pub fn descendant_findings(
         .collect()
 }
 
+/// Semaphore names (macOS descriptors) that descendants hold in `snap` and
+/// that no process held in `before`: the ones the command made or opened.
+pub fn new_psem_names(
+    before: &Snapshot,
+    snap: &Snapshot,
+    descendants: &BTreeSet<i32>,
+) -> Vec<RawName> {
+    let old: BTreeSet<&RawName> = before
+        .processes
+        .iter()
+        .flat_map(|p| p.psem_names.iter())
+        .collect();
+    let mut names: Vec<_> = snap
+        .processes
+        .iter()
+        .filter(|p| descendants.contains(&p.pid))
+        .flat_map(|p| p.psem_names.iter())
+        .filter(|n| !old.contains(n))
+        .cloned()
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Merge findings seen across samples by id: the most severe wins, and
 /// among equals the latest.
 pub fn merge_by_id(into: &mut BTreeMap<String, Finding>, findings: Vec<Finding>) {
@@ -294,6 +319,25 @@ mod tests {
     use crate::analyze::testing::*;
 
     const ME: i32 = 500;
+
+    #[test]
+    fn psem_names_probed_are_the_commands_new_ones() {
+        let mut before = macos_snapshot();
+        let mut outsider = process(50, 1, "launchd-helper");
+        outsider.psem_names = vec!["shared-old".into()];
+        before.processes = vec![outsider.clone()];
+        let mut snap = macos_snapshot();
+        let mut worker = process(501, ME, "python3 worker.py");
+        worker.psem_names = vec!["mp-new1".into(), "shared-old".into(), "mp-new1".into()];
+        let mut stranger = process(60, 1, "other");
+        stranger.psem_names = vec!["mp-theirs".into()];
+        snap.processes = vec![outsider, worker, stranger];
+        let desc = descendants(&snap, ME);
+        assert_eq!(
+            new_psem_names(&before, &snap, &desc),
+            vec![RawName::from("mp-new1")]
+        );
+    }
 
     #[test]
     fn tree_follows_parent_links_below_root_only() {

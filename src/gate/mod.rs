@@ -88,6 +88,10 @@ struct Gate<'a> {
     /// New semaphores: when first seen and who was seen holding them.
     traces: HashMap<(u64, u64), (Instant, SemTrace)>,
     sample_findings: BTreeMap<String, Finding>,
+    /// Named semaphores (macOS descriptors) descendants were seen holding
+    /// that no process held before the run: probed by name at the end,
+    /// since macOS cannot list semaphores.
+    psem_seen: BTreeSet<semleak_platform::RawName>,
     /// Command lines of every descendant seen, for allowlists and labels.
     cmdlines: HashMap<i32, String>,
     cmd_pid: i32,
@@ -138,6 +142,7 @@ pub fn run(args: &RunArgs) -> Result<i32, AppError> {
         opts,
         traces: HashMap::new(),
         sample_findings: BTreeMap::new(),
+        psem_seen: BTreeSet::new(),
         cmdlines: HashMap::new(),
         cmd_pid: 0,
         cmd_status: None,
@@ -215,6 +220,21 @@ pub fn run(args: &RunArgs) -> Result<i32, AppError> {
         &left_pids,
     ));
     findings.extend(gate.sample_findings.values().cloned());
+    if !gate.psem_seen.is_empty() {
+        // After the leftovers are gone: which of the names CMD's processes
+        // held still exist with nobody holding them?
+        let probe = CollectOptions {
+            sample_window: Duration::ZERO,
+            probe_names: gate.psem_seen.iter().cloned().collect(),
+            ..gate.opts.clone()
+        };
+        match semleak_platform::collect(&probe) {
+            Ok(snap) => findings.extend(analyze::probed_semaphore::check(&snap, &gate.config)),
+            Err(e) => gate
+                .notes
+                .push(format!("probing semaphore names failed: {e}")),
+        }
+    }
     analyze::sort_findings(&mut findings);
 
     let cmdlines = &gate.cmdlines;
@@ -443,6 +463,8 @@ impl Gate<'_> {
 
     fn observe(&mut self, snap: &Snapshot) {
         let desc = blame::descendants(snap, self.me);
+        self.psem_seen
+            .extend(blame::new_psem_names(&self.before, snap, &desc));
         for p in snap.processes.iter().filter(|p| desc.contains(&p.pid)) {
             if !p.cmdline.is_empty() {
                 self.cmdlines.insert(p.pid, joined(&p.cmdline));
