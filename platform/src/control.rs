@@ -361,22 +361,11 @@ fn read_entry(proc_root: &Path, pid: i32) -> Option<ProcEntry> {
 /// The process table from `/proc/*/stat` only: cheap enough to read often.
 #[cfg(target_os = "linux")]
 pub fn process_table(proc_root: &Path) -> io::Result<Vec<ProcEntry>> {
-    use std::os::unix::ffi::OsStrExt;
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(proc_root)? {
-        let Ok(entry) = entry else { continue };
-        let Some(pid) = std::str::from_utf8(entry.file_name().as_bytes())
-            .ok()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if let Some(e) = read_entry(proc_root, pid) {
-            out.push(e);
-        }
-    }
-    out.sort_by_key(|e| e.pid);
-    Ok(out)
+    // list_pids is sorted, so the table is too.
+    Ok(crate::linux::procs::list_pids(proc_root)?
+        .into_iter()
+        .filter_map(|pid| read_entry(proc_root, pid))
+        .collect())
 }
 
 /// The process table, from a full collection (no cheap source here).

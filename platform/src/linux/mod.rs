@@ -1,7 +1,7 @@
 //! Linux backend: /proc, the shared-memory directory, sock_diag.
 
 mod channels;
-mod procs;
+pub(crate) mod procs;
 mod shm;
 pub(crate) mod signal;
 mod sock_diag;
@@ -96,42 +96,14 @@ pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
     Ok(snapshot)
 }
 
-/// Read processes on a few threads: /proc reads are syscall-bound and
-/// independent, and a busy host has thousands of them.
 fn collect_processes(
     proc_root: &Path,
     pids: &[i32],
     filter: &ShmFilter<'_>,
     host: &Host,
 ) -> Vec<ProcOutcome> {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 4);
-    let chunk = pids.len().div_ceil(workers).max(64);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = pids
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|&pid| {
-                            procs::collect_process(
-                                proc_root,
-                                pid,
-                                filter,
-                                host.boot_time,
-                                host.clock_ticks,
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
+    crate::parallel_map(pids, |&pid| {
+        procs::collect_process(proc_root, pid, filter, host.boot_time, host.clock_ticks)
     })
 }
 

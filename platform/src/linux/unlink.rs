@@ -10,7 +10,7 @@
 //! `/dev/shm` only the entry's owner (or root) can do that.
 
 use std::ffi::{CStr, CString};
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufReader};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -184,18 +184,11 @@ impl ShmDir {
 fn holders_of(proc_root: &Path, expected: ExpectedFile) -> io::Result<HolderScan> {
     let own_pid = std::process::id() as i32;
     let mut scan = HolderScan::default();
-    for entry in fs::read_dir(proc_root)? {
-        let Ok(entry) = entry else { continue };
-        let Some(pid) = std::str::from_utf8(entry.file_name().as_bytes())
-            .ok()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for pid in super::procs::list_pids(proc_root)? {
         if pid == own_pid {
             continue; // semleak reads semaphores, it never maps them
         }
-        let base = entry.path();
+        let base = proc_root.join(pid.to_string());
         let maps = File::open(base.join("maps")).and_then(|f| {
             parse_maps(BufReader::with_capacity(64 * 1024, f), |dev, inode, _| {
                 dev == expected.dev && inode == expected.inode
@@ -224,6 +217,7 @@ fn holders_of(proc_root: &Path, expected: ExpectedFile) -> io::Result<HolderScan
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::MetadataExt;
 
     fn expected_of(path: &Path) -> ExpectedFile {

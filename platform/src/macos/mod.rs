@@ -164,30 +164,8 @@ enum Candidate {
     },
 }
 
-/// libproc calls are independent per process; a few threads keep a busy
-/// host's scan short.
 fn collect_processes(pids: &[i32], host: &Host, arg_max: usize, started: Instant) -> Vec<Outcome> {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 4);
-    let chunk = pids.len().div_ceil(workers).max(64);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = pids
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|&pid| collect_process(pid, host, arg_max, started))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
+    crate::parallel_map(pids, |&pid| collect_process(pid, host, arg_max, started))
 }
 
 fn state_letter(status: u32) -> char {
