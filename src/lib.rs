@@ -1,12 +1,16 @@
 //! semleak: find IPC resource leaks. Data flows one way:
-//! collect (crate `semleak-platform`) → [`analyze`] → [`report`].
+//! collect (crate `semleak-platform`) → [`analyze`] → [`report`], with
+//! [`commands`] on top. Every import points down this list:
+//!
+//! `commands` → `cli` → `report` → `suppress` → `analyze` → `exit`, `duration`
+//!
+//! (`docs/ARCHITECTURE.md`; a test keeps it so).
 
 pub mod analyze;
-pub mod app;
-pub mod clean;
 pub mod cli;
+pub mod commands;
 pub mod duration;
-pub mod gate;
+pub mod exit;
 pub mod report;
 pub mod suppress;
 

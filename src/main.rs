@@ -1,11 +1,15 @@
+//! The `semleak` binary: parse the command line, run the command, turn an
+//! error into exit status 2 with its message chain (the only `anyhow`).
+
 use clap::Parser;
 
-use semleak::app::{self, EXIT_ERROR};
 use semleak::cli::Cli;
+use semleak::commands;
+use semleak::exit::EXIT_ERROR;
 
 fn main() {
     let cli = Cli::parse();
-    let code = match app::run(cli) {
+    let code = match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
             let e = anyhow::Error::from(e);

@@ -51,6 +51,12 @@ pub struct Suppressed {
     pub allowlist_file: Option<String>,
 }
 
+impl From<SuppressError> for crate::exit::AppError {
+    fn from(e: SuppressError) -> Self {
+        crate::exit::AppError::Module(Box::new(e))
+    }
+}
+
 impl Suppressed {
     pub fn total(&self) -> usize {
         self.baseline + self.allowlist

@@ -13,8 +13,9 @@ use common::*;
 use serde_json::Value;
 
 use semleak::analyze::{self, Confidence, Config, Finding, Kind, Severity};
-use semleak::clean::{self, ActionKind, CleanOptions, ExecEnv, Status};
+use semleak::commands::clean::{self, CleanOptions, ExecEnv};
 use semleak::platform::{self, CollectOptions, Snapshot};
+use semleak::report::clean::{ActionKind, Plan, Status};
 
 /// `semleak clean --format json ARGS…`, parsed; panics on exit status 2.
 fn clean_json(args: &[&str]) -> (i32, Value) {
@@ -214,7 +215,7 @@ fn entry_swapped_between_plan_and_act_is_not_removed() {
         ..CleanOptions::default()
     };
     let mut plan = clean::plan(&snap, &findings, &opts);
-    let planned = |plan: &clean::Plan, suffix: &str| {
+    let planned = |plan: &Plan, suffix: &str| {
         plan.actions
             .iter()
             .find(|a| a.target.ends_with(suffix))

@@ -1,3 +1,5 @@
+//! Why a collection could not produce a Snapshot at all.
+
 use std::path::PathBuf;
 
 /// Why a collection could not produce a Snapshot at all. Per-process and

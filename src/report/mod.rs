@@ -1,8 +1,10 @@
-//! The Report (DESIGN.md JSON schema, version 1) and one renderer per format.
-//! Renderers see only the Report.
+//! The Report (JSON schema version 1; see README "JSON report") and the
+//! result types of `run` and `clean`, with one renderer per format.
+//! Renderers see only these types.
 
 pub mod clean;
 pub mod json;
+pub mod run;
 pub mod table;
 
 use std::collections::BTreeMap;
@@ -34,7 +36,7 @@ pub struct Report {
     pub suppressed: crate::suppress::Suppressed,
     /// `semleak run`: the command and what the gate did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run: Option<crate::gate::RunInfo>,
+    pub run: Option<run::RunInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use comfy_table::{presets, Cell, ContentArrangement, Table};
 
+use super::clean::{Plan, Status};
 use super::{term, Report};
 use crate::analyze::{Finding, Kind, Severity};
 
@@ -246,5 +247,101 @@ fn visibility_lines(report: &Report) -> String {
     for e in &v.entries_skipped {
         let _ = writeln!(out, "Skipped entry {}: {}", term(&e.name), term(&e.reason));
     }
+    out
+}
+
+/// `semleak run`'s stderr summary: one line about the run, then the
+/// findings as tables.
+pub fn render_run_summary(report: &Report, opts: &TableOptions) -> String {
+    let run = report.run.as_ref().expect("run report");
+    let mut cmd = run.command.join(" ");
+    if cmd.chars().count() > 100 {
+        cmd = cmd.chars().take(99).collect::<String>() + "…";
+    }
+    let cmd = term(&cmd);
+    let mut out = String::new();
+    let how = match run.killed_by_signal {
+        Some(n) => format!("was killed by signal {n} (status {})", run.exit_status),
+        None => format!("exited with status {}", run.exit_status),
+    };
+    out.push_str(&format!(
+        "semleak run: `{cmd}` {how} after {:.1}s\n",
+        run.command_duration_ms as f64 / 1000.0
+    ));
+    if run.leftovers > 0 {
+        out.push_str(&format!(
+            "semleak run: {} leftover process(es): {} terminated, {} killed, {} kept\n",
+            run.leftovers, run.leftovers_terminated, run.leftovers_killed, run.leftovers_kept
+        ));
+    }
+    if report.findings.is_empty() {
+        out.push_str("semleak run: no leaks left by the command\n");
+    } else {
+        out.push_str(&render(report, opts));
+    }
+    if report.suppressed.total() > 0 {
+        out.push_str(&format!(
+            "semleak run: {} finding(s) suppressed ({} by baseline, {} by allowlist)\n",
+            report.suppressed.total(),
+            report.suppressed.baseline,
+            report.suppressed.allowlist
+        ));
+    }
+    out
+}
+
+/// `semleak clean`: a headline, notes, and one row per action (acted-on
+/// rows first).
+pub fn render_clean(plan: &Plan, wrap: bool) -> String {
+    let mut out = String::new();
+    let s = &plan.summary;
+    let headline = if plan.dry_run {
+        if s.planned == 0 {
+            "Nothing to clean".to_string()
+        } else {
+            format!(
+                "Dry run: {} action(s) planned; nothing was changed (pass --yes to act)",
+                s.planned
+            )
+        }
+    } else {
+        format!(
+            "Cleaned: {} done, {} refused, {} failed",
+            s.done, s.refused, s.failed
+        )
+    };
+    let _ = writeln!(out, "{headline}; {} skipped", s.skipped);
+    for note in &plan.notes {
+        let _ = writeln!(out, "note: {}", term(note));
+    }
+    if plan.actions.is_empty() {
+        return out;
+    }
+    let mut table = Table::new();
+    table.load_preset(presets::UTF8_FULL_CONDENSED);
+    table.set_content_arrangement(if wrap {
+        ContentArrangement::Dynamic
+    } else {
+        ContentArrangement::Disabled
+    });
+    table.set_header(vec!["status", "action", "target", "why / what happened"]);
+    // Planned and acted-on rows first, skipped ones last.
+    let mut rows: Vec<_> = plan.actions.iter().collect();
+    rows.sort_by_key(|a| a.status == Status::Skipped);
+    for a in rows {
+        let mut detail = term(&a.why);
+        for line in &a.outcome {
+            detail.push('\n');
+            detail.push_str(&term(line));
+        }
+        table.add_row(vec![
+            a.status.as_str().to_string(),
+            a.action.as_str().to_string(),
+            term(&a.target),
+            detail,
+        ]);
+    }
+    out.push_str(&table.to_string());
+    out.push('\n');
     out
 }

@@ -9,13 +9,13 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::Instant;
 
-use super::sock_diag::dump_unix_sockets;
-use crate::model::{ChannelSample, SelfChannel, Snapshot};
-use crate::self_channels::{
+use super::self_channels::{
     apply_socket_info, find_self_channels, first_sends, pipe_sample, socket_sample, Candidate,
 };
-use crate::sock_diag::UnixSockInfo;
-use crate::CollectOptions;
+use super::sock_diag::dump_unix_sockets;
+use super::sock_diag::UnixSockInfo;
+use crate::model::{ChannelSample, SelfChannel, Snapshot};
+use crate::options::CollectOptions;
 
 const METHOD_PIDFD: &str = "pidfd_getfd";
 const METHOD_REOPEN: &str = "proc_fd_reopen";

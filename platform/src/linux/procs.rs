@@ -5,11 +5,11 @@ use std::io::{self, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::model::{Fd, FdKind, Process, ShmMapping};
-use crate::parse::{
+use super::parse::{
     parse_cmdline, parse_fd_link, parse_fdinfo_flags, parse_maps, parse_stat, parse_status,
     FdTarget,
 };
+use crate::model::{Fd, FdKind, Process, ShmMapping};
 use crate::rawname::RawName;
 
 /// What collecting one pid produced.

@@ -6,10 +6,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
+use super::parse::{parse_glibc_sem, GLIBC_SEM_SIZE};
+use crate::error::CollectError;
 use crate::model::{FileMeta, FsUsage, Semaphore, Shm, ShmResident, SkippedEntry};
-use crate::parse::{parse_glibc_sem, GLIBC_SEM_SIZE};
 use crate::rawname::RawName;
-use crate::CollectError;
 
 pub fn meta_of(md: &fs::Metadata) -> FileMeta {
     FileMeta {

@@ -10,8 +10,10 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-use crate::actions::{ProcIdentity, Signal, SignalOutcome};
-use crate::parse::parse_stat;
+use super::parse::parse_stat;
+use crate::control_types::{
+    outcome_of_send, refuse_special_pid, refuse_unless_same, ProcIdentity, Signal, SignalOutcome,
+};
 
 /// Start time and state of `pid`, or `None` when there is no such process.
 pub fn identity(proc_root: &Path, pid: i32) -> io::Result<Option<ProcIdentity>> {
@@ -28,14 +30,6 @@ pub fn identity(proc_root: &Path, pid: i32) -> io::Result<Option<ProcIdentity>> 
             Ok(None)
         }
         Err(e) => Err(e),
-    }
-}
-
-fn signo(signal: Signal) -> libc::c_int {
-    match signal {
-        Signal::Term => libc::SIGTERM,
-        Signal::Kill => libc::SIGKILL,
-        Signal::Child => libc::SIGCHLD,
     }
 }
 
@@ -57,11 +51,8 @@ pub fn signal_same_process(
     start_ticks: u64,
     signal: Signal,
 ) -> SignalOutcome {
-    if pid <= 1 {
-        return SignalOutcome::Failed(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "refusing to signal pid 0, 1 or a process group",
-        ));
+    if let Some(refused) = refuse_special_pid(pid) {
+        return refused;
     }
     let pidfd = match pidfd_open(pid) {
         Ok(fd) => Some(fd),
@@ -69,16 +60,8 @@ pub fn signal_same_process(
         Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => None,
         Err(e) => return SignalOutcome::Failed(e),
     };
-    match identity(proc_root, pid) {
-        Ok(None) => return SignalOutcome::Gone,
-        Ok(Some(id)) if id.start_ticks != start_ticks => {
-            return SignalOutcome::Reused {
-                start_ticks: id.start_ticks,
-            }
-        }
-        Ok(Some(id)) if id.state == 'Z' || id.state == 'X' => return SignalOutcome::Exited,
-        Ok(Some(_)) => {}
-        Err(e) => return SignalOutcome::Failed(e),
+    if let Some(refused) = refuse_unless_same(identity(proc_root, pid), start_ticks) {
+        return refused;
     }
     let rc = match &pidfd {
         // SAFETY: a valid pidfd, a valid signal number, a null siginfo
@@ -87,24 +70,15 @@ pub fn signal_same_process(
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
                 fd.as_raw_fd(),
-                signo(signal),
+                signal.number(),
                 std::ptr::null::<libc::siginfo_t>(),
                 0,
             )
         },
         // SAFETY: kill(2) on a positive pid checked just above.
-        None => libc::c_long::from(unsafe { libc::kill(pid, signo(signal)) }),
+        None => libc::c_long::from(unsafe { libc::kill(pid, signal.number()) }),
     };
-    if rc == 0 {
-        SignalOutcome::Sent
-    } else {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::ESRCH) {
-            SignalOutcome::Gone
-        } else {
-            SignalOutcome::Failed(e)
-        }
-    }
+    outcome_of_send(rc)
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::actions::{ExpectedFile, UnlinkRefused, Unlinked, Unverifiable};
-use crate::parse::{parse_maps, parse_status};
+use super::parse::{parse_maps, parse_status};
+use crate::control_types::{ExpectedFile, UnlinkRefused, Unlinked, Unverifiable};
 
 /// An open shared-memory directory.
 #[derive(Debug)]

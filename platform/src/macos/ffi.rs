@@ -7,7 +7,7 @@ use std::ptr;
 
 use libc::{c_int, c_void};
 
-use crate::macos_abi::{proc_fdinfo, Pod, PROC_PIDLISTFDS, PROC_PIDLISTTHREADS};
+use super::abi::{proc_fdinfo, Pod, PROC_PIDLISTFDS, PROC_PIDLISTTHREADS};
 
 fn last_error() -> io::Error {
     io::Error::last_os_error()

@@ -17,134 +17,23 @@
 //!
 //! Orphans are grouped by process group (what the lost parent's job shared).
 
+mod evidence;
+
 use std::collections::{BTreeMap, BTreeSet};
 
-use semleak_platform::{FdKind, Process, Snapshot};
+use semleak_platform::{Process, Snapshot};
 
 use super::process_tree::{
-    adopter_of, comm, command_text, hidden_peers, is_user_process, Adopter, PipeEnds, ProcessTree,
-    SocketHolders,
+    adopter_of, comm, hidden_peers, is_user_process, Adopter, PipeEnds, ProcessTree, SocketHolders,
 };
 use super::{human_age, process_label, Confidence, Config, Finding, Kind, Severity};
+pub use evidence::worker_signature;
+use evidence::{dangling_endpoints, Dangling};
 
 /// Evidence lines per finding before the rest is summarised.
 const MAX_MEMBER_LINES: usize = 20;
 /// Seconds between TERM and KILL in the cleanup commands.
 const TERM_GRACE_SECS: u32 = 5;
-
-/// Command-line fragments of known worker processes and what they are.
-const SIGNATURES: &[(&str, &str)] = &[
-    (
-        "from multiprocessing.spawn import spawn_main",
-        "CPython multiprocessing spawn worker",
-    ),
-    (
-        "--multiprocessing-fork",
-        "CPython multiprocessing spawn worker",
-    ),
-    (
-        "from multiprocessing.forkserver import main",
-        "CPython multiprocessing forkserver (or a worker it forked)",
-    ),
-    (
-        "from multiprocessing.resource_tracker import main",
-        "CPython multiprocessing resource tracker",
-    ),
-    (
-        "from multiprocessing.semaphore_tracker import main",
-        "CPython multiprocessing semaphore tracker",
-    ),
-    ("popen_loky_posix", "loky worker"),
-    ("loky.backend.resource_tracker", "loky resource tracker"),
-    (
-        "import sys;exec(eval(sys.stdin.readline()))",
-        "execnet gateway (pytest-xdist worker)",
-    ),
-    ("workers/default_worker.py", "ray worker"),
-    ("gunicorn: worker", "gunicorn worker"),
-];
-
-/// What kind of worker the command line says this is, if any.
-pub fn worker_signature(p: &Process) -> Option<&'static str> {
-    let text = command_text(p);
-    SIGNATURES
-        .iter()
-        .find(|(needle, _)| text.contains(needle))
-        .map(|(_, what)| *what)
-}
-
-/// An IPC endpoint whose other side is gone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Dangling {
-    /// The read end of a pipe that no live process holds a write end of.
-    PipeWithoutWriter { fd: i32, inode: u64 },
-    /// A connected unix socket whose peer socket the kernel says was closed.
-    SocketPeerClosed { fd: i32, inode: u64 },
-    /// A connected unix socket whose (open) peer socket no live inspected
-    /// process holds.
-    SocketPeerUnheld { fd: i32, inode: u64, peer: u64 },
-}
-
-impl Dangling {
-    fn resource(&self) -> String {
-        match self {
-            Dangling::PipeWithoutWriter { inode, .. } => format!("pipe:[{inode}]"),
-            Dangling::SocketPeerClosed { inode, .. } | Dangling::SocketPeerUnheld { inode, .. } => {
-                format!("socket:[{inode}]")
-            }
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Dangling::PipeWithoutWriter { fd, inode } => format!(
-                "holds the read end of pipe:[{inode}] (fd {fd}) that no live process can write to"
-            ),
-            Dangling::SocketPeerClosed { fd, inode } => {
-                format!("holds unix socket:[{inode}] (fd {fd}) whose peer was closed")
-            }
-            Dangling::SocketPeerUnheld { fd, inode, peer } => format!(
-                "holds unix socket:[{inode}] (fd {fd}) whose peer socket:[{peer}] no live process holds"
-            ),
-        }
-    }
-
-    /// Whether this rests on seeing every descriptor on the host (an
-    /// uninspected process might hold the other end). A closed peer is the
-    /// kernel's word and does not.
-    fn needs_full_view(&self) -> bool {
-        !matches!(self, Dangling::SocketPeerClosed { .. })
-    }
-}
-
-fn dangling_endpoints(p: &Process, pipes: &PipeEnds, sockets: &SocketHolders) -> Vec<Dangling> {
-    p.fds
-        .iter()
-        .filter_map(|fd| match fd.kind {
-            FdKind::Pipe if fd.access_mode() == Some(0) && !pipes.has_writer(fd.inode) => {
-                Some(Dangling::PipeWithoutWriter {
-                    fd: fd.fd,
-                    inode: fd.inode,
-                })
-            }
-            // Listening and unconnected sockets have no peer at all and
-            // are neither.
-            FdKind::UnixSocket if fd.peer_closed => Some(Dangling::SocketPeerClosed {
-                fd: fd.fd,
-                inode: fd.inode,
-            }),
-            FdKind::UnixSocket => match fd.peer_inode {
-                Some(peer) if !sockets.is_held(peer) => Some(Dangling::SocketPeerUnheld {
-                    fd: fd.fd,
-                    inode: fd.inode,
-                    peer,
-                }),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect()
-}
 
 /// One adopted process with evidence of being an orphaned worker.
 struct Orphan<'a> {
@@ -423,7 +312,7 @@ fn cleanup(snapshot: &Snapshot, pgrp: i32, pids: &[i32]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::analyze::testing::*;
-    use semleak_platform::Fd;
+    use semleak_platform::{Fd, FdKind};
 
     const SPAWN: &str = "/usr/bin/python3 -c from multiprocessing.spawn import spawn_main; spawn_main(tracker_fd=5, pipe_handle=7) --multiprocessing-fork";
     const TRACKER: &str =

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
+use super::sock_diag::UnixSockInfo;
 use crate::model::{ChannelSample, Fd, FdKind, Process};
-use crate::sock_diag::UnixSockInfo;
 
 /// A channel to sample: for a pipe `first` is the read end and `second` the
 /// write end; for a socket pair the direction is decided from the samples.

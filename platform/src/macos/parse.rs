@@ -2,7 +2,7 @@
 //! tested on every OS. The macOS collector does the system calls and hands
 //! the bytes and numbers to these.
 
-use crate::macos_abi::{sockbuf_info, FNONBLOCK, FREAD, FWRITE};
+use super::abi::{sockbuf_info, FNONBLOCK, FREAD, FWRITE};
 use crate::model::ChannelSample;
 use crate::rawname::RawName;
 

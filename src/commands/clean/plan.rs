@@ -1,26 +1,18 @@
-//! `semleak clean`: plan the cleanup of what a scan found, then (with
-//! `--yes`) act on it.
-//!
-//! Planning is a pure function of the Snapshot, the findings and the
-//! options; it consumes findings generically (`kind`, `pids`, `parent_pid`)
-//! so new rules of a cleanable kind need no change here. Executing is the
-//! only part with side effects, and every OS step goes through
-//! `semleak_platform::actions`, which re-checks its target right before it
-//! acts.
+//! Planning `semleak clean`: a pure function of the Snapshot, the findings
+//! and the options. It consumes findings generically (`kind`, `pids`,
+//! `parent_pid`), so new rules of a cleanable kind need no change here.
+//! Skipped actions say why, so the dry run explains itself.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use globset::{Candidate, GlobSet};
-use semleak_platform::actions::{
-    self, ExpectedFile, ShmDir, Signal, SignalOutcome, UnlinkRefused, Unverifiable,
-};
 use semleak_platform::{Process, RawName, Semaphore, Snapshot};
-use serde::Serialize;
 
 use crate::analyze::{finding_id, human_age, process_label, Confidence, Finding, Kind};
+use crate::report::clean::{Action, ActionKind, CleanSummary, Op, Plan, Status};
+use crate::report::SCHEMA_VERSION;
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
@@ -52,162 +44,6 @@ impl Default for CleanOptions {
             names: None,
             invoking_uid: 0,
         }
-    }
-}
-
-/// Where and how to act.
-#[derive(Debug, Clone)]
-pub struct ExecEnv {
-    pub shm_dir: PathBuf,
-    pub proc_root: PathBuf,
-    /// SIGTERM → SIGKILL bound.
-    pub kill_after: Duration,
-    pub allow_incomplete: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActionKind {
-    UnlinkSemaphore,
-    Terminate,
-    NudgeParent,
-    /// Nothing semleak can do; the action says what would fix it.
-    Explain,
-}
-
-impl ActionKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionKind::UnlinkSemaphore => "unlink",
-            ActionKind::Terminate => "terminate",
-            ActionKind::NudgeParent => "nudge parent",
-            ActionKind::Explain => "explain",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Would be done with `--yes`.
-    Planned,
-    /// Not planned, by policy (ownership, age, flags, visibility); says why.
-    Skipped,
-    Done,
-    /// A re-check right before acting declined it (held, replaced, reused pid…).
-    Refused,
-    /// The OS refused or an error happened.
-    Failed,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Planned => "planned",
-            Status::Skipped => "skipped",
-            Status::Done => "done",
-            Status::Refused => "refused",
-            Status::Failed => "failed",
-        }
-    }
-}
-
-/// The precise target an executor needs; not serialised.
-#[derive(Debug, Clone, PartialEq)]
-enum Op {
-    None,
-    Unlink {
-        file_name: RawName,
-        expected: ExpectedFile,
-    },
-    Terminate {
-        pid: i32,
-        start_ticks: u64,
-    },
-    Nudge {
-        pid: i32,
-        start_ticks: u64,
-    },
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Action {
-    pub action: ActionKind,
-    /// The finding this action comes from.
-    pub finding_id: String,
-    pub kind: Kind,
-    /// What is acted on: a path or "pid N (command)". Untrusted text:
-    /// escape it for terminals.
-    pub target: String,
-    pub pids: Vec<i32>,
-    /// Owner of the target, when known.
-    pub owner_uid: Option<u32>,
-    /// Why this action (or why not).
-    pub why: String,
-    pub status: Status,
-    /// What happened, step by step.
-    pub outcome: Vec<String>,
-    #[serde(skip)]
-    op: Op,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct CleanSummary {
-    pub planned: usize,
-    pub skipped: usize,
-    pub done: usize,
-    pub refused: usize,
-    pub failed: usize,
-}
-
-/// The plan, and after execution what happened. This is what `clean`
-/// renders (JSON: this structure).
-#[derive(Debug, Clone, Serialize)]
-pub struct Plan {
-    pub schema_version: u32,
-    pub semleak_version: String,
-    pub command: String,
-    /// True until the plan was executed (`--yes`).
-    pub dry_run: bool,
-    pub invoking_uid: u32,
-    /// `--all-users`: other users' resources are acted on too.
-    pub all_users: bool,
-    pub allow_incomplete: bool,
-    pub min_age_secs: u64,
-    pub shm_dir: String,
-    pub visibility_complete: bool,
-    /// Things the reader must know (acting as root on others' resources, …).
-    pub notes: Vec<String>,
-    pub summary: CleanSummary,
-    pub actions: Vec<Action>,
-}
-
-impl Plan {
-    /// 0: everything planned was done, or a dry run; 1: something could not be.
-    pub fn exit_code(&self) -> i32 {
-        if self
-            .actions
-            .iter()
-            .any(|a| matches!(a.status, Status::Refused | Status::Failed))
-        {
-            1
-        } else {
-            0
-        }
-    }
-
-    fn recount(&mut self) {
-        let mut s = CleanSummary::default();
-        for a in &self.actions {
-            match a.status {
-                Status::Planned => s.planned += 1,
-                Status::Skipped => s.skipped += 1,
-                Status::Done => s.done += 1,
-                Status::Refused => s.refused += 1,
-                Status::Failed => s.failed += 1,
-            }
-        }
-        self.summary = s;
     }
 }
 
@@ -281,7 +117,7 @@ pub fn plan(snapshot: &Snapshot, findings: &[Finding], opts: &CleanOptions) -> P
         ));
     }
     let mut plan = Plan {
-        schema_version: crate::report::SCHEMA_VERSION,
+        schema_version: SCHEMA_VERSION,
         semleak_version: env!("CARGO_PKG_VERSION").to_string(),
         command: "clean".into(),
         dry_run: true,
@@ -371,10 +207,8 @@ fn plan_semaphore(snapshot: &Snapshot, f: &Finding, opts: &CleanOptions) -> Opti
     }
     a.op = Op::Unlink {
         file_name,
-        expected: ExpectedFile {
-            dev: sem.meta.dev,
-            inode: sem.meta.inode,
-        },
+        dev: sem.meta.dev,
+        inode: sem.meta.inode,
     };
     Some(a)
 }
@@ -490,200 +324,6 @@ fn plan_zombies(snapshot: &Snapshot, f: &Finding, opts: &CleanOptions) -> Option
     Some(a)
 }
 
-/// Carry out every planned action, re-checking each target right before it
-/// acts, and record what happened.
-pub fn execute(plan: &mut Plan, env: &ExecEnv) {
-    plan.dry_run = false;
-    execute_unlinks(plan, env);
-    execute_terminations(plan, env);
-    execute_nudges(plan, env);
-    plan.recount();
-}
-
-fn execute_unlinks(plan: &mut Plan, env: &ExecEnv) {
-    let policy = if env.allow_incomplete {
-        Unverifiable::Accept
-    } else {
-        Unverifiable::Refuse
-    };
-    let mut dir: Option<Result<ShmDir, String>> = None;
-    for a in &mut plan.actions {
-        let Op::Unlink {
-            file_name,
-            expected,
-        } = &a.op
-        else {
-            continue;
-        };
-        if a.status != Status::Planned {
-            continue;
-        }
-        let dir = dir.get_or_insert_with(|| {
-            ShmDir::open(&env.shm_dir)
-                .map_err(|e| format!("cannot open {}: {e}", env.shm_dir.display()))
-        });
-        let shm = match dir {
-            Ok(d) => d,
-            Err(e) => {
-                a.status = Status::Failed;
-                a.outcome.push(e.clone());
-                continue;
-            }
-        };
-        match shm.unlink_semaphore(file_name.as_bytes(), *expected, &env.proc_root, policy) {
-            Ok(done) => {
-                a.status = Status::Done;
-                a.outcome
-                    .push("re-checked (same inode, no holder) and unlinked".into());
-                if !done.unverified.is_empty() {
-                    a.outcome.push(format!(
-                        "unverified: the maps of pid(s) {:?} could not be read (--allow-incomplete)",
-                        done.unverified
-                    ));
-                }
-            }
-            Err(UnlinkRefused::Gone) => {
-                a.status = Status::Done;
-                a.outcome
-                    .push("already gone (removed by someone else)".into());
-            }
-            Err(e @ UnlinkRefused::Io { .. }) => {
-                a.status = Status::Failed;
-                a.outcome.push(e.to_string());
-            }
-            Err(e) => {
-                a.status = Status::Refused;
-                a.outcome.push(format!("not removed: {e}"));
-            }
-        }
-    }
-}
-
-fn describe_signal_failure(out: SignalOutcome, signal: Signal) -> (Status, String) {
-    match out {
-        SignalOutcome::Sent => (Status::Done, format!("sent {}", signal.name())),
-        SignalOutcome::Gone => (Status::Done, "already exited and reaped".into()),
-        SignalOutcome::Exited => (
-            Status::Done,
-            "already exited (a zombie until its parent reaps it)".into(),
-        ),
-        SignalOutcome::Reused { start_ticks } => (
-            Status::Refused,
-            format!("pid now belongs to another process (start time {start_ticks}): not signalled"),
-        ),
-        SignalOutcome::Failed(e) => (
-            Status::Failed,
-            format!("{} could not be sent: {e}", signal.name()),
-        ),
-    }
-}
-
-fn execute_terminations(plan: &mut Plan, env: &ExecEnv) {
-    // Every target gets SIGTERM first, so they all share one --kill-after window.
-    let mut waiting: Vec<(usize, i32, u64)> = Vec::new();
-    for (i, a) in plan.actions.iter_mut().enumerate() {
-        let Op::Terminate { pid, start_ticks } = a.op else {
-            continue;
-        };
-        if a.status != Status::Planned {
-            continue;
-        }
-        match actions::signal_same_process(&env.proc_root, pid, start_ticks, Signal::Term) {
-            SignalOutcome::Sent => {
-                a.outcome.push("sent SIGTERM".into());
-                waiting.push((i, pid, start_ticks));
-            }
-            other => {
-                let (status, text) = describe_signal_failure(other, Signal::Term);
-                a.status = status;
-                a.outcome.push(text);
-            }
-        }
-    }
-    if waiting.is_empty() {
-        return;
-    }
-    let started = Instant::now();
-    let ended = |pid, ticks| actions::has_ended(&env.proc_root, pid, ticks);
-    while started.elapsed() < env.kill_after && !waiting.iter().all(|&(_, p, t)| ended(p, t)) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut killed = Vec::new();
-    for &(i, pid, ticks) in &waiting {
-        let a = &mut plan.actions[i];
-        if ended(pid, ticks) {
-            a.status = Status::Done;
-            a.outcome.push(format!(
-                "exited within {} of SIGTERM",
-                fmt_duration(started.elapsed().min(env.kill_after))
-            ));
-            continue;
-        }
-        match actions::signal_same_process(&env.proc_root, pid, ticks, Signal::Kill) {
-            SignalOutcome::Sent => {
-                a.outcome.push(format!(
-                    "still running after {}: sent SIGKILL",
-                    fmt_duration(env.kill_after)
-                ));
-                killed.push((i, pid, ticks));
-            }
-            other => {
-                let (status, text) = describe_signal_failure(other, Signal::Kill);
-                a.status = status;
-                a.outcome.push(text);
-            }
-        }
-    }
-    // SIGKILL cannot be caught, but delivery to a process stuck in the
-    // kernel can take a moment: confirm, within a bound.
-    let confirm = Instant::now();
-    while confirm.elapsed() < Duration::from_secs(5) && !killed.iter().all(|&(_, p, t)| ended(p, t))
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    for (i, pid, ticks) in killed {
-        let a = &mut plan.actions[i];
-        if ended(pid, ticks) {
-            a.status = Status::Done;
-            a.outcome
-                .push("killed; its parent (not semleak) reaps it".into());
-        } else {
-            a.status = Status::Failed;
-            a.outcome
-                .push("still running 5s after SIGKILL (uninterruptible sleep?)".into());
-        }
-    }
-}
-
-fn execute_nudges(plan: &mut Plan, env: &ExecEnv) {
-    for a in &mut plan.actions {
-        let Op::Nudge { pid, start_ticks } = a.op else {
-            continue;
-        };
-        if a.status != Status::Planned {
-            continue;
-        }
-        let out = actions::signal_same_process(&env.proc_root, pid, start_ticks, Signal::Child);
-        let (status, text) = describe_signal_failure(out, Signal::Child);
-        a.status = status;
-        a.outcome.push(text);
-        if status == Status::Done {
-            a.outcome.push(
-                "whether the zombies go depends on the parent reaping; the next scan shows it"
-                    .into(),
-            );
-        }
-    }
-}
-
-fn fmt_duration(d: Duration) -> String {
-    if d.as_millis() < 1000 {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -739,10 +379,8 @@ mod tests {
             a.op,
             Op::Unlink {
                 file_name: RawName(b"sem.mp-old".to_vec()),
-                expected: ExpectedFile {
-                    dev: 0x1a,
-                    inode: 7
-                }
+                dev: 0x1a,
+                inode: 7
             }
         );
         assert!(plan.dry_run);

@@ -1,0 +1,58 @@
+//! Process identity and checked signalling on macOS. There is no pidfd:
+//! the start time is checked and the signal sent right after, which leaves
+//! the small pid-reuse window Linux has without pidfd (before 5.3).
+
+use std::io;
+use std::path::Path;
+
+use super::abi;
+use super::collect::{boot_time, start_ticks, state_letter};
+use super::ffi;
+use crate::control_types::{
+    outcome_of_send, refuse_special_pid, refuse_unless_same, ProcIdentity, Signal, SignalOutcome,
+};
+
+/// Start time and state of `pid`, or `None` when there is no such process.
+/// Start times are in the same ticks the collector records.
+pub fn identity(_proc_root: &Path, pid: i32) -> io::Result<Option<ProcIdentity>> {
+    // arg 1: also answer for zombies.
+    let short: abi::proc_bsdshortinfo = match ffi::pid_info(pid, abi::PROC_PIDT_SHORTBSDINFO, 1) {
+        Ok(s) => s,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let state = state_letter(short.pbsi_status);
+    // As in the collector: zombies have no start time (0).
+    let ticks = match (
+        ffi::pid_info::<abi::proc_bsdinfo>(pid, abi::PROC_PIDTBSDINFO, 0),
+        boot_time(),
+    ) {
+        (Ok(bsd), Some(boot)) if state != 'Z' => start_ticks(
+            bsd.pbi_start_tvsec * 1000 + bsd.pbi_start_tvusec / 1000,
+            boot,
+        ),
+        _ => 0,
+    };
+    Ok(Some(ProcIdentity {
+        start_ticks: ticks,
+        state,
+    }))
+}
+
+/// Send `signal` to `pid` if it is still the process that started at
+/// `start_ticks` and has not exited.
+pub fn signal_same_process(
+    proc_root: &Path,
+    pid: i32,
+    start_ticks: u64,
+    signal: Signal,
+) -> SignalOutcome {
+    if let Some(refused) = refuse_special_pid(pid) {
+        return refused;
+    }
+    if let Some(refused) = refuse_unless_same(identity(proc_root, pid), start_ticks) {
+        return refused;
+    }
+    // SAFETY: kill(2) on one positive pid checked just above (never a group).
+    outcome_of_send(i64::from(unsafe { libc::kill(pid, signal.number()) }))
+}

@@ -1,0 +1,36 @@
+//! What to collect and from where: the options every backend reads.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::rawname::RawName;
+
+/// Where and how to collect.
+#[derive(Debug, Clone)]
+pub struct CollectOptions {
+    /// Root of the proc filesystem (Linux), `/proc` by default; tests point
+    /// it at fixture trees.
+    pub proc_root: PathBuf,
+    /// Shared-memory directory; `None` means the OS default (`/dev/shm`),
+    /// whose absence is noted rather than fatal.
+    pub shm_dir: Option<PathBuf>,
+    /// Window between the two fill-level samples of wakeup channels;
+    /// zero disables channel sampling.
+    pub sample_window: Duration,
+    /// Semaphore names to probe with `sem_open(name, 0)` where the OS cannot
+    /// list them (macOS).
+    pub probe_names: Vec<RawName>,
+}
+
+impl Default for CollectOptions {
+    fn default() -> Self {
+        CollectOptions {
+            proc_root: PathBuf::from("/proc"),
+            shm_dir: None,
+            sample_window: Duration::from_millis(300),
+            probe_names: Vec::new(),
+        }
+    }
+}
+
+pub const DEFAULT_SHM_DIR: &str = "/dev/shm";

@@ -1,0 +1,221 @@
+//! Executing a `semleak clean` plan: the only part with side effects. Every
+//! OS step goes through `semleak_platform::control`, which re-checks its
+//! target right before it acts; each action records what happened.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use semleak_platform::control::{
+    self, ExpectedFile, ShmDir, Signal, SignalOutcome, UnlinkRefused, Unverifiable,
+};
+
+use crate::report::clean::{Op, Plan, Status};
+
+/// Where and how to act.
+#[derive(Debug, Clone)]
+pub struct ExecEnv {
+    pub shm_dir: PathBuf,
+    pub proc_root: PathBuf,
+    /// SIGTERM → SIGKILL bound.
+    pub kill_after: Duration,
+    pub allow_incomplete: bool,
+}
+
+/// Carry out every planned action, re-checking each target right before it
+/// acts, and record what happened.
+pub fn execute(plan: &mut Plan, env: &ExecEnv) {
+    plan.dry_run = false;
+    execute_unlinks(plan, env);
+    execute_terminations(plan, env);
+    execute_nudges(plan, env);
+    plan.recount();
+}
+
+fn execute_unlinks(plan: &mut Plan, env: &ExecEnv) {
+    let policy = if env.allow_incomplete {
+        Unverifiable::Accept
+    } else {
+        Unverifiable::Refuse
+    };
+    let mut dir: Option<Result<ShmDir, String>> = None;
+    for a in &mut plan.actions {
+        let Op::Unlink {
+            file_name,
+            dev,
+            inode,
+        } = &a.op
+        else {
+            continue;
+        };
+        let expected = ExpectedFile {
+            dev: *dev,
+            inode: *inode,
+        };
+        if a.status != Status::Planned {
+            continue;
+        }
+        let dir = dir.get_or_insert_with(|| {
+            ShmDir::open(&env.shm_dir)
+                .map_err(|e| format!("cannot open {}: {e}", env.shm_dir.display()))
+        });
+        let shm = match dir {
+            Ok(d) => d,
+            Err(e) => {
+                a.status = Status::Failed;
+                a.outcome.push(e.clone());
+                continue;
+            }
+        };
+        match shm.unlink_semaphore(file_name.as_bytes(), expected, &env.proc_root, policy) {
+            Ok(done) => {
+                a.status = Status::Done;
+                a.outcome
+                    .push("re-checked (same inode, no holder) and unlinked".into());
+                if !done.unverified.is_empty() {
+                    a.outcome.push(format!(
+                        "unverified: the maps of pid(s) {:?} could not be read (--allow-incomplete)",
+                        done.unverified
+                    ));
+                }
+            }
+            Err(UnlinkRefused::Gone) => {
+                a.status = Status::Done;
+                a.outcome
+                    .push("already gone (removed by someone else)".into());
+            }
+            Err(e @ UnlinkRefused::Io { .. }) => {
+                a.status = Status::Failed;
+                a.outcome.push(e.to_string());
+            }
+            Err(e) => {
+                a.status = Status::Refused;
+                a.outcome.push(format!("not removed: {e}"));
+            }
+        }
+    }
+}
+
+fn describe_signal_failure(out: SignalOutcome, signal: Signal) -> (Status, String) {
+    match out {
+        SignalOutcome::Sent => (Status::Done, format!("sent {}", signal.name())),
+        SignalOutcome::Gone => (Status::Done, "already exited and reaped".into()),
+        SignalOutcome::Exited => (
+            Status::Done,
+            "already exited (a zombie until its parent reaps it)".into(),
+        ),
+        SignalOutcome::Reused { start_ticks } => (
+            Status::Refused,
+            format!("pid now belongs to another process (start time {start_ticks}): not signalled"),
+        ),
+        SignalOutcome::Failed(e) => (
+            Status::Failed,
+            format!("{} could not be sent: {e}", signal.name()),
+        ),
+    }
+}
+
+fn execute_terminations(plan: &mut Plan, env: &ExecEnv) {
+    // Every target gets SIGTERM first, so they all share one --kill-after window.
+    let mut waiting: Vec<(usize, i32, u64)> = Vec::new();
+    for (i, a) in plan.actions.iter_mut().enumerate() {
+        let Op::Terminate { pid, start_ticks } = a.op else {
+            continue;
+        };
+        if a.status != Status::Planned {
+            continue;
+        }
+        match control::signal_same_process(&env.proc_root, pid, start_ticks, Signal::Term) {
+            SignalOutcome::Sent => {
+                a.outcome.push("sent SIGTERM".into());
+                waiting.push((i, pid, start_ticks));
+            }
+            other => {
+                let (status, text) = describe_signal_failure(other, Signal::Term);
+                a.status = status;
+                a.outcome.push(text);
+            }
+        }
+    }
+    if waiting.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    let ended = |pid, ticks| control::has_ended(&env.proc_root, pid, ticks);
+    while started.elapsed() < env.kill_after && !waiting.iter().all(|&(_, p, t)| ended(p, t)) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut killed = Vec::new();
+    for &(i, pid, ticks) in &waiting {
+        let a = &mut plan.actions[i];
+        if ended(pid, ticks) {
+            a.status = Status::Done;
+            a.outcome.push(format!(
+                "exited within {} of SIGTERM",
+                fmt_duration(started.elapsed().min(env.kill_after))
+            ));
+            continue;
+        }
+        match control::signal_same_process(&env.proc_root, pid, ticks, Signal::Kill) {
+            SignalOutcome::Sent => {
+                a.outcome.push(format!(
+                    "still running after {}: sent SIGKILL",
+                    fmt_duration(env.kill_after)
+                ));
+                killed.push((i, pid, ticks));
+            }
+            other => {
+                let (status, text) = describe_signal_failure(other, Signal::Kill);
+                a.status = status;
+                a.outcome.push(text);
+            }
+        }
+    }
+    // SIGKILL cannot be caught, but delivery to a process stuck in the
+    // kernel can take a moment: confirm, within a bound.
+    let confirm = Instant::now();
+    while confirm.elapsed() < Duration::from_secs(5) && !killed.iter().all(|&(_, p, t)| ended(p, t))
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (i, pid, ticks) in killed {
+        let a = &mut plan.actions[i];
+        if ended(pid, ticks) {
+            a.status = Status::Done;
+            a.outcome
+                .push("killed; its parent (not semleak) reaps it".into());
+        } else {
+            a.status = Status::Failed;
+            a.outcome
+                .push("still running 5s after SIGKILL (uninterruptible sleep?)".into());
+        }
+    }
+}
+
+fn execute_nudges(plan: &mut Plan, env: &ExecEnv) {
+    for a in &mut plan.actions {
+        let Op::Nudge { pid, start_ticks } = a.op else {
+            continue;
+        };
+        if a.status != Status::Planned {
+            continue;
+        }
+        let out = control::signal_same_process(&env.proc_root, pid, start_ticks, Signal::Child);
+        let (status, text) = describe_signal_failure(out, Signal::Child);
+        a.status = status;
+        a.outcome.push(text);
+        if status == Status::Done {
+            a.outcome.push(
+                "whether the zombies go depends on the parent reaping; the next scan shows it"
+                    .into(),
+            );
+        }
+    }
+}
+
+fn fmt_duration(d: Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}

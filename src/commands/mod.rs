@@ -1,0 +1,115 @@
+//! One module per subcommand, on top of everything else: each builds its
+//! report from `analyze`, `suppress` and the platform crate and hands it to
+//! a renderer. Nothing below imports a command.
+
+pub mod analyze;
+pub mod clean;
+pub mod run;
+pub mod scan;
+pub mod snapshot;
+
+use std::fs;
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+
+use semleak_platform::{CollectOptions, RawName};
+
+use crate::cli::{Cli, CollectArgs, Command, Format, SuppressArgs};
+use crate::exit::AppError;
+use crate::report::{json, table, Report};
+use crate::suppress::Suppressor;
+
+pub fn run(cli: Cli) -> Result<i32, AppError> {
+    match cli.command {
+        Command::Scan(args) => scan::scan(&args),
+        Command::Snapshot(args) => snapshot::snapshot(&args),
+        Command::Analyze(args) => analyze::analyze_file(&args),
+        Command::Clean(args) => clean::clean(&args),
+        Command::Run(args) => run::run(&args),
+    }
+}
+
+/// The baseline and allowlist in force: `--baseline`, and `--allow` or the
+/// `.semleak.toml` found from the current directory upward.
+pub fn load_suppressor(args: &SuppressArgs) -> Result<Suppressor, AppError> {
+    let cwd = std::env::current_dir().ok();
+    Ok(Suppressor::load(
+        args.baseline.as_deref(),
+        args.allow.as_deref(),
+        cwd.as_deref(),
+    )?)
+}
+
+/// The collection options, with the `--probe-names` file read.
+pub fn collect_options(args: &CollectArgs) -> Result<CollectOptions, AppError> {
+    let mut opts = args.options();
+    if let Some(path) = &args.probe_names {
+        let bytes = fs::read(path).map_err(|source| AppError::ReadProbeNames {
+            path: path.clone(),
+            source,
+        })?;
+        opts.probe_names = parse_probe_names(&bytes);
+    }
+    Ok(opts)
+}
+
+/// One semaphore name per line, with or without the leading `/`; blank
+/// lines and `#` comments are skipped; other bytes are kept as they are.
+pub fn parse_probe_names(bytes: &[u8]) -> Vec<RawName> {
+    let mut names: Vec<RawName> = bytes
+        .split(|b| *b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| !line.is_empty() && !line.starts_with(b"#"))
+        .map(|line| RawName::from(line.strip_prefix(b"/").unwrap_or(line)))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Render a report in the chosen format to stdout.
+pub fn emit(report: &Report, format: Format) -> Result<(), AppError> {
+    let text = match format {
+        Format::Json => json::render(report),
+        Format::Table => table::render(
+            report,
+            &table::TableOptions {
+                wrap: io::stdout().is_terminal(),
+            },
+        ),
+    };
+    write_stdout(&text)
+}
+
+/// Write to stdout; a reader that went away (`semleak scan | head`) is not
+/// an error.
+pub fn write_stdout(text: &str) -> Result<(), AppError> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(source) => Err(AppError::Write {
+            path: PathBuf::from("<stdout>"),
+            source,
+        }),
+        Ok(()) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_name_files() {
+        let names =
+            parse_probe_names(b"# from last run\n/mp-ab12cd34\r\nmp-ab12cd34\n\nloky-1-x\n\xff\n");
+        assert_eq!(
+            names,
+            vec![
+                RawName::from("loky-1-x"),
+                RawName::from("mp-ab12cd34"),
+                RawName(vec![0xff])
+            ]
+        );
+    }
+}

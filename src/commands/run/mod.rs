@@ -1,0 +1,258 @@
+//! `semleak run -- CMD`: the CI leak gate.
+//!
+//! semleak becomes a child subreaper, snapshots the host, starts CMD with
+//! its stdio untouched, forwards SIGINT/SIGTERM/SIGHUP to it, and while it
+//! runs samples the host every `--interval` (zombies, wakeup channels) and
+//! watches the shared-memory directory more often, so a semaphore the
+//! command creates is seen in a descendant's maps. After CMD exits it waits
+//! up to `--grace` for descendants to finish, snapshots again, blames what
+//! the command left (see [`blame`]), terminates leftovers (TERM, then KILL
+//! after `--kill-after`) and reaps them.
+//!
+//! Exit status: CMD's own when it failed (128+N for signal N); otherwise 1
+//! when a finding at or above `--fail-on` remains; otherwise 0.
+
+pub mod blame;
+mod gate;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{self, IsTerminal};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use semleak_platform::control::{self, SubreaperStatus, Supervisor, WaitStatus};
+use semleak_platform::{CollectOptions, RawName};
+
+use crate::analyze;
+use crate::cli::RunArgs;
+use crate::exit::{AppError, EXIT_FINDINGS, EXIT_OK};
+use crate::report::run::RunInfo;
+use crate::report::{json, table, Report};
+
+use blame::{Fate, SemTrace};
+use gate::Gate;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("cannot set up signal forwarding: {0}")]
+    Signals(#[source] io::Error),
+    #[error("cannot become a child subreaper: {0}")]
+    Subreaper(#[source] io::Error),
+    #[error("waiting for children: {0}")]
+    Wait(#[source] io::Error),
+}
+
+impl From<GateError> for AppError {
+    fn from(e: GateError) -> Self {
+        AppError::Module(Box::new(e))
+    }
+}
+
+pub fn run(args: &RunArgs) -> Result<i32, AppError> {
+    let started = Instant::now();
+    // Usage errors first, before anything runs.
+    let suppressor = super::load_suppressor(&args.suppress)?;
+    // Before any other thread exists, so none of them takes the signals.
+    let supervisor = Supervisor::start().map_err(GateError::Signals)?;
+    let subreaper = control::become_subreaper().map_err(GateError::Subreaper)?;
+    let mut notes = Vec::new();
+    if let SubreaperStatus::Unsupported(why) = &subreaper {
+        notes.push(why.clone());
+    }
+    let opts = args.collect.options();
+    let quick = CollectOptions {
+        sample_window: Duration::ZERO,
+        ..opts.clone()
+    };
+    let before = semleak_platform::collect(&quick)?;
+    let shm_dir = PathBuf::from(&before.shm.dir);
+    let me = std::process::id() as i32;
+    let mut gate = Gate {
+        me,
+        args,
+        config: args.rules.config(),
+        supervisor,
+        shm_dev: before.shm.dev,
+        old_sems: before
+            .shm
+            .semaphores
+            .iter()
+            .map(|s| (s.meta.dev, s.meta.inode))
+            .collect(),
+        shm_dir,
+        before,
+        opts,
+        traces: HashMap::new(),
+        sample_findings: BTreeMap::new(),
+        psem_seen: BTreeSet::new(),
+        cmdlines: HashMap::new(),
+        cmd_pid: 0,
+        cmd_status: None,
+        reaped_orphans: 0,
+        samples: 0,
+        notes,
+    };
+
+    let program = &args.command[0];
+    let mut command = Command::new(program);
+    command.args(&args.command[1..]);
+    control::unblock_signals_in_child(&mut command);
+    let child = match command.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("semleak: cannot run {}: {e}", program.to_string_lossy());
+            // The shell's codes: 127 not found, 126 found but not runnable.
+            return Ok(if e.kind() == io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            });
+        }
+    };
+    let cmd_started = Instant::now();
+    gate.cmd_pid = child.id() as i32;
+    gate.supervisor.set_target(gate.cmd_pid);
+    // The gate reaps with waitpid(-1); the Child handle is not waited on.
+    drop(child);
+
+    let watched = gate.watch_command();
+    let command_duration = cmd_started.elapsed();
+    let outcome = watched.and_then(|()| gate.after_command());
+    // Whatever happened above, no descendant is left running unless asked.
+    let left_now: &[(i32, u64)] = match &outcome {
+        Ok((_, left)) => left,
+        Err(_) => &[],
+    };
+    let mut fates = if args.keep_leftovers {
+        left_now.iter().map(|(pid, _)| (*pid, Fate::Kept)).collect()
+    } else {
+        let mut fates = gate.terminate(left_now);
+        for (pid, fate) in gate.sweep() {
+            fates.entry(pid).or_insert(fate);
+        }
+        fates
+    };
+    let (post, left) = outcome?;
+    fates.retain(|pid, _| left.iter().any(|(p, _)| p == pid));
+
+    // Holders that are leftovers (now terminated) do not count as users.
+    let last = post;
+    let left_pids: BTreeSet<i32> = left.iter().map(|(p, _)| *p).collect();
+    let leftover_procs: Vec<_> = last
+        .processes
+        .iter()
+        .filter(|p| left_pids.contains(&p.pid))
+        .collect();
+    let mut findings = blame::orphan_findings(
+        &last,
+        me,
+        &leftover_procs,
+        &fates,
+        args.kill_after.as_secs_f64(),
+    );
+    let traces: HashMap<(u64, u64), SemTrace> = gate
+        .traces
+        .iter()
+        .map(|(k, (_, t))| (*k, t.clone()))
+        .collect();
+    findings.extend(blame::leaked_semaphores(
+        &gate.before,
+        &last,
+        &traces,
+        &left_pids,
+    ));
+    findings.extend(gate.sample_findings.values().cloned());
+    if !gate.psem_seen.is_empty() {
+        // After the leftovers are gone: which of the names CMD's processes
+        // held still exist with nobody holding them?
+        let probe = CollectOptions {
+            sample_window: Duration::ZERO,
+            probe_names: gate.psem_seen.iter().cloned().collect(),
+            ..gate.opts.clone()
+        };
+        match semleak_platform::collect(&probe) {
+            Ok(snap) => findings.extend(analyze::probed_semaphore::check(&snap, &gate.config)),
+            Err(e) => gate
+                .notes
+                .push(format!("probing semaphore names failed: {e}")),
+        }
+    }
+    analyze::sort_findings(&mut findings);
+
+    let cmdlines = &gate.cmdlines;
+    let lookup = |pid: i32| -> Option<String> {
+        cmdlines.get(&pid).cloned().or_else(|| {
+            last.processes
+                .iter()
+                .find(|p| p.pid == pid)
+                .map(|p| joined(&p.cmdline))
+        })
+    };
+    let (findings, suppressed) = suppressor.apply(findings, &lookup);
+
+    let status = gate.cmd_status.unwrap_or(WaitStatus::Exited(0));
+    let mut report = Report::new("run", &last, findings);
+    report.started_at = crate::report::rfc3339_ms(gate.before.taken_at_ms);
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report.suppressed = suppressed;
+    report.visibility.notes.extend(gate.notes.iter().cloned());
+    report.visibility.complete =
+        report.visibility.skipped.is_empty() && report.visibility.notes.is_empty();
+    let count = |fate: Fate| fates.values().filter(|f| **f == fate).count();
+    report.run = Some(RunInfo {
+        command: args
+            .command
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        exit_status: status.shell_code(),
+        killed_by_signal: match status {
+            WaitStatus::Signaled(n) => Some(n),
+            WaitStatus::Exited(_) => None,
+        },
+        command_duration_ms: command_duration.as_millis() as u64,
+        samples: gate.samples,
+        subreaper: subreaper == SubreaperStatus::Enabled,
+        leftovers: left.len(),
+        leftovers_terminated: count(Fate::Terminated),
+        leftovers_killed: count(Fate::Killed),
+        leftovers_kept: count(Fate::Kept),
+        reaped_orphans: gate.reaped_orphans,
+        signals_received: gate.supervisor.received_signals(),
+    });
+
+    if let Some(path) = &args.report {
+        std::fs::write(path, json::render(&report)).map_err(|source| AppError::Write {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    eprint!(
+        "{}",
+        table::render_run_summary(
+            &report,
+            &table::TableOptions {
+                wrap: io::stderr().is_terminal(),
+            }
+        )
+    );
+
+    let code = status.shell_code();
+    Ok(if code != 0 {
+        code
+    } else if args.fail_on.fails(report.worst()) {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    })
+}
+
+/// A command line as one string, for labels and allowlist matching.
+fn joined(cmdline: &[RawName]) -> String {
+    cmdline
+        .iter()
+        .map(|a| a.to_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

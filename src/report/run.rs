@@ -1,0 +1,25 @@
+//! What `semleak run` did: the report's additive `run` field.
+
+use serde::{Deserialize, Serialize};
+
+/// What the run did, in the report (additive `run` field).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub command: Vec<String>,
+    /// The command's status as a shell reports it (128+N when killed by signal N).
+    pub exit_status: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub killed_by_signal: Option<i32>,
+    pub command_duration_ms: u64,
+    pub samples: usize,
+    pub subreaper: bool,
+    /// Leftover descendants, and what semleak did about them.
+    pub leftovers: usize,
+    pub leftovers_terminated: usize,
+    pub leftovers_killed: usize,
+    pub leftovers_kept: usize,
+    /// Reparented descendants that exited on their own and were reaped by semleak.
+    pub reaped_orphans: usize,
+    /// Signals semleak received (and forwarded to the command while it ran).
+    pub signals_received: Vec<i32>,
+}
