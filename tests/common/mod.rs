@@ -2,6 +2,8 @@
 //! names, and own the processes a test starts (killed by pid on drop).
 #![allow(dead_code)]
 
+pub mod pyenv;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
