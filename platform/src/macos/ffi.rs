@@ -192,7 +192,10 @@ pub fn fd_info<T: Pod>(pid: i32, fd: i32, flavor: c_int) -> io::Result<T> {
         Ok(out)
     } else if n <= 0 {
         // A structure flavor never answers 0 bytes on success.
-        Err(libproc::os_error(errno(), "proc_pidfdinfo answered 0 bytes"))
+        Err(libproc::os_error(
+            errno(),
+            "proc_pidfdinfo answered 0 bytes",
+        ))
     } else {
         Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,

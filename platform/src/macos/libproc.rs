@@ -135,7 +135,10 @@ mod tests {
     #[test]
     fn fd_list_of_zero_with_errno_clear_is_empty() {
         assert_eq!(list_bytes(0, 0).unwrap(), 0);
-        assert_eq!(list_bytes(0, EPERM).unwrap_err().raw_os_error(), Some(EPERM));
+        assert_eq!(
+            list_bytes(0, EPERM).unwrap_err().raw_os_error(),
+            Some(EPERM)
+        );
         assert_eq!(list_bytes(64, 0).unwrap(), 64);
         assert!(list_bytes(-1, 0).is_err());
     }
@@ -171,7 +174,13 @@ mod tests {
         let got = read_id_list(3, 4096, xnu_list_threads(&threads)).unwrap();
         assert_eq!(got.ids.len(), 40);
         // No size query: even a count of 0 reads (a null buffer is ENOMEM).
-        assert_eq!(read_id_list(0, 4096, xnu_list_threads(&threads)).unwrap().ids.len(), 40);
+        assert_eq!(
+            read_id_list(0, 4096, xnu_list_threads(&threads))
+                .unwrap()
+                .ids
+                .len(),
+            40
+        );
         // Shared cthread_self handles collapse to one.
         let shared = [7, 7, 9, 0, 0];
         let got = read_id_list(5, 4096, xnu_list_threads(&shared)).unwrap();
@@ -214,10 +223,44 @@ mod tests {
         let longer = [area, b"--and-more-args\0".as_slice()].concat();
         let cut = xnu_procargs(5, &longer, len);
         assert_eq!(cut.len(), len);
-        assert!(!procargs_whole(cut.len(), len), "a tail is not a command line");
+        assert!(
+            !procargs_whole(cut.len(), len),
+            "a tail is not a command line"
+        );
 
         // Nothing fits past ARG_MAX (the kernel says EINVAL).
         assert_eq!(procargs_buffer_len(2 << 20, 1 << 20), None);
         assert_eq!(procargs_buffer_len(0, 1 << 20), None);
+    }
+
+    /// A byte buffer from `tests/fixtures/macos/buffers` (see its README).
+    fn buffer(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/macos/buffers")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn truncated_procargs2_fixture_is_an_unknown_command_line() {
+        // Both read into the 160-byte buffer sized from a 156-byte query.
+        let len = procargs_buffer_len(156, 1 << 20).unwrap();
+        assert_eq!(len, 160);
+        let whole = buffer("procargs2-whole");
+        assert!(procargs_whole(whole.len(), len));
+        let args = crate::macos::parse::parse_procargs2(&whole).unwrap();
+        assert_eq!(args.argv[3].to_lossy(), "--multiprocessing-fork");
+        let tail = buffer("procargs2-tail");
+        assert!(!procargs_whole(tail.len(), len));
+        // What parsing the tail would have claimed: a wrong executable.
+        let garbage = crate::macos::parse::parse_procargs2(&tail).unwrap();
+        assert_ne!(garbage.exec_path.to_lossy(), "/usr/local/bin/python3.11");
+    }
+
+    #[test]
+    fn posix_sem_max_fixture_is_a_64_bit_long() {
+        let raw = buffer("kern.posix.sem.max");
+        assert_eq!(raw.len(), 8);
+        assert_eq!(crate::macos::parse::parse_sysctl_uint(&raw), Some(10_000));
     }
 }

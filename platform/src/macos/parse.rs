@@ -267,7 +267,12 @@ pub struct UnixPeer {
 /// the survivor `SS_ISDISCONNECTED`; a datagram socket whose peer closed
 /// is dropped with `so_error` ECONNRESET (`unp_drop`) until that error is
 /// read. A socket never connected (or listening) has neither.
-pub fn unix_peer(head: &un_sockinfo_head, soi_type: i32, soi_state: i16, soi_error: u16) -> UnixPeer {
+pub fn unix_peer(
+    head: &un_sockinfo_head,
+    soi_type: i32,
+    soi_state: i16,
+    soi_error: u16,
+) -> UnixPeer {
     if head.unsi_conn_pcb != 0 && head.unsi_conn_so != 0 {
         return UnixPeer {
             peer: Some(head.unsi_conn_so),
@@ -571,7 +576,11 @@ mod tests {
 
     #[test]
     fn live_process_state_comes_from_running_threads_not_p_stat() {
-        assert_eq!(state_letter(SRUN, Some(0)), 'S', "idle, though p_stat is SRUN");
+        assert_eq!(
+            state_letter(SRUN, Some(0)),
+            'S',
+            "idle, though p_stat is SRUN"
+        );
         assert_eq!(state_letter(SRUN, Some(2)), 'R');
         assert_eq!(state_letter(SRUN, None), '?');
         assert_eq!(state_letter(SZOMB, None), 'Z');
