@@ -137,7 +137,8 @@ pub struct CollectArgs {
     pub sample_window: Duration,
     /// macOS: semaphore names to probe with sem_open(name, 0), one per line; names that exist
     /// but no process holds are reported as leaked (macOS cannot list them; Linux lists
-    /// /dev/shm instead and ignores this).
+    /// /dev/shm instead and ignores this). macOS keeps names byte for byte, so a name without
+    /// a leading / is probed both with and without it.
     #[arg(long, value_name = "FILE", help_heading = "Collection")]
     pub probe_names: Option<PathBuf>,
 }

@@ -14,7 +14,9 @@
 use semleak_platform::Snapshot;
 
 use super::creator::Creator;
-use super::sem_holders::{cut, group_key, per_process, sibling_groups, SemTable, SiblingGroup};
+use super::sem_holders::{
+    group_key, per_process, short_command, sibling_groups, SemTable, SiblingGroup,
+};
 use super::{process_label, Confidence, Config, Finding, Kind, Severity};
 
 /// Workers with private semaphores that make a pattern.
@@ -115,7 +117,7 @@ fn finding(snapshot: &Snapshot, config: &Config, table: &SemTable, g: &SiblingGr
     f.summary = format!(
         "{} workers (`{}`) each hold {each} private semaphore{}, {total} in all; a per-worker primitive created in every child",
         workers.len(),
-        cut(&g.key, 60),
+        short_command(workers[0].process, 72),
         if each == "1" { "" } else { "s" },
     );
     f.pids = workers.iter().map(|m| m.process.pid).collect();
@@ -239,7 +241,7 @@ mod tests {
         assert_eq!(f.pids, (1000..1008).collect::<Vec<_>>());
         assert_eq!(f.parent_pid, Some(500));
         assert!(
-            f.summary.starts_with("8 workers (`python3 -c from multiprocessing.spawn import spawn_main; sp…`) each hold 5 private semaphores, 40 in all; a per-worker primitive created in every child"),
+            f.summary.starts_with("8 workers (`python3 -c from multiprocessing.spawn import spawn_main; spawn_main(tra…`) each hold 5 private semaphores, 40 in all; a per-worker primitive created in every child"),
             "{}",
             f.summary
         );

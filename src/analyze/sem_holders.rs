@@ -96,15 +96,15 @@ impl SemTable {
     /// counts once: the holder whose parent does not also hold it (the one
     /// that created or first opened it; children inherit or are passed
     /// it), the lowest pid among several such.
-    pub fn owner(&self, snapshot_parents: &HashMap<i32, i32>, index: usize) -> Option<i32> {
+    pub fn owner(&self, parents: &HashMap<i32, i32>, index: usize) -> Option<i32> {
         let holders = &self.entries[index].holders;
         holders
             .iter()
             .copied()
             .find(|h| {
-                snapshot_parents
+                !parents
                     .get(h)
-                    .is_none_or(|pp| holders.binary_search(pp).is_err())
+                    .is_some_and(|pp| holders.binary_search(pp).is_ok())
             })
             .or_else(|| holders.first().copied())
     }
@@ -236,6 +236,23 @@ pub fn per_process(counts: impl IntoIterator<Item = usize>) -> String {
         .map(|(n, _)| *n)
         .unwrap_or(0);
     format!("{min}–{max} (mostly {mode})")
+}
+
+/// A process's command line for a one-line summary: the program without
+/// its directory, then the arguments, cut to `max` characters.
+pub fn short_command(p: &Process, max: usize) -> String {
+    let text = match p.cmdline.split_first() {
+        Some((prog, args)) => {
+            let prog = prog.to_lossy();
+            let base = prog.rsplit('/').next().unwrap_or(&prog).to_string();
+            std::iter::once(base)
+                .chain(args.iter().map(|a| a.to_lossy()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+        None => command_text(p),
+    };
+    cut(&text, max)
 }
 
 /// Cut text to `max` characters with an ellipsis.
