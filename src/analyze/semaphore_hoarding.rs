@@ -38,10 +38,6 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
                 .map(|&i| table.entries[i].label.clone())
                 .collect();
             let unlinked = sems.iter().filter(|&&i| !table.entries[i].named).count();
-            let shared = sems
-                .iter()
-                .filter(|&&i| table.entries[i].holders.len() > 1)
-                .count();
             f.evidence = vec![
                 format!("process: {label}"),
                 format!(
@@ -53,11 +49,6 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
                     config.hoard_threshold
                 ),
             ];
-            if shared > 0 {
-                f.evidence.push(format!(
-                    "{shared} of them are also held by other processes (passed to or inherited by its children, or shared with siblings)"
-                ));
-            }
             f.recommendation = "Find what creates a semaphore per task or per worker and \
                 create it once (a multiprocessing.Event costs 5 semaphores, a Lock 1); close \
                 objects you no longer need. Semaphores count against the system limit \
