@@ -112,15 +112,6 @@ fn about<'a>(report: &'a Value, workers: &[i32]) -> Vec<&'a Value> {
         .collect()
 }
 
-fn pids_of(f: &Value) -> Vec<i32> {
-    f["pids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_i64().unwrap() as i32)
-        .collect()
-}
-
 #[test]
 fn eight_spawn_workers_with_a_spurious_event_are_one_finding() {
     let pool = Pool::start(EXECUTOR, 8);

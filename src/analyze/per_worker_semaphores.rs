@@ -73,7 +73,7 @@ fn limit_shares(snapshot: &Snapshot, table: &SemTable, g: &SiblingGroup) -> Vec<
             let (pct, over) = share(maps, max_maps);
             out.push((
                 format!(
-                    "pid {} maps {maps} semaphores, each one mapping of its vm.max_map_count {max_maps} ({pct}%)",
+                    "the worker mapping the most, pid {}, maps {maps} semaphores: {maps} of the {max_maps} mappings vm.max_map_count allows it ({pct}%)",
                     m.process.pid
                 ),
                 over,
@@ -300,7 +300,7 @@ mod tests {
         assert!(f
             .evidence
             .iter()
-            .any(|e| e.contains("vm.max_map_count 100 (10%)")));
+            .any(|e| e.contains("10 of the 100 mappings vm.max_map_count allows it (10%)")));
         snap.limits.max_map_count = Some(65_530);
         assert_eq!(check(&snap, &Config::default())[0].severity, Severity::Info);
     }

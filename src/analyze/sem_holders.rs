@@ -54,12 +54,7 @@ impl SemTable {
         }
         // macOS: names held open; a held name probed and found missing was
         // unlinked.
-        let unlinked: HashSet<&[u8]> = snapshot
-            .probed_semaphores
-            .iter()
-            .filter(|s| !s.exists)
-            .map(|s| s.name.as_bytes())
-            .collect();
+        let unlinked = unlinked_names(snapshot);
         let mut by_name: BTreeMap<&[u8], Vec<i32>> = BTreeMap::new();
         for p in snapshot.processes.iter().filter(|p| p.pid != me) {
             for n in &p.psem_names {
@@ -108,6 +103,18 @@ impl SemTable {
             })
             .or_else(|| holders.first().copied())
     }
+}
+
+/// macOS: names probed with `sem_open(name, 0)` and not found. Held ones
+/// were unlinked: they live on for their holders but no longer count
+/// against `kern.posix.sem.max`.
+pub fn unlinked_names(snapshot: &Snapshot) -> HashSet<&[u8]> {
+    snapshot
+        .probed_semaphores
+        .iter()
+        .filter(|s| !s.exists)
+        .map(|s| s.name.as_bytes())
+        .collect()
 }
 
 /// A command line with free-standing numbers masked, so workers that

@@ -16,7 +16,9 @@ use std::collections::{BTreeSet, HashSet};
 
 use semleak_platform::Snapshot;
 
-use super::sem_holders::{cut, per_process, sibling_groups, SemTable, SiblingGroup};
+use super::sem_holders::{
+    cut, per_process, sibling_groups, unlinked_names, SemTable, SiblingGroup,
+};
 use super::{Confidence, Config, Finding, Kind, Severity};
 use crate::analyze::process_label;
 
@@ -29,12 +31,7 @@ const TOP_HOLDERS: usize = 5;
 /// process and not found unlinked when probed, or probed and found to
 /// exist.
 pub fn names_in_use(snapshot: &Snapshot) -> BTreeSet<&[u8]> {
-    let unlinked: HashSet<&[u8]> = snapshot
-        .probed_semaphores
-        .iter()
-        .filter(|s| !s.exists)
-        .map(|s| s.name.as_bytes())
-        .collect();
+    let unlinked = unlinked_names(snapshot);
     let mut names: BTreeSet<&[u8]> = snapshot
         .processes
         .iter()
