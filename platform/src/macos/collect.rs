@@ -508,17 +508,22 @@ fn probe(
         .chain(asked)
         .collect();
     let mut out = Vec::with_capacity(names.len());
+    let mut failed: Vec<String> = Vec::new();
     for name in names {
         match ffi::sem_exists(name.as_bytes()) {
             Ok(exists) => out.push(ProbedSemaphore {
                 name: name.clone(),
                 exists,
             }),
-            Err(e) => visibility.notes.push(format!(
-                "could not probe semaphore {}: {e}",
-                name.to_lossy()
-            )),
+            Err(e) => failed.push(format!("{}: {e}", name.to_lossy())),
         }
+    }
+    if let Some(first) = failed.first() {
+        // A sandbox refusing sem_open fails every probe: one note, not thousands.
+        visibility.notes.push(format!(
+            "could not probe {} semaphore name(s) with sem_open (first: {first}); held ones are counted as named",
+            failed.len()
+        ));
     }
     out
 }
