@@ -137,7 +137,8 @@ pub struct CollectArgs {
     pub sample_window: Duration,
     /// macOS: semaphore names to probe with sem_open(name, 0), one per line; names that exist
     /// but no process holds are reported as leaked (macOS cannot list them; Linux lists
-    /// /dev/shm instead and ignores this).
+    /// /dev/shm instead and ignores this). macOS keeps names byte for byte, so a name without
+    /// a leading / is probed both with and without it.
     #[arg(long, value_name = "FILE", help_heading = "Collection")]
     pub probe_names: Option<PathBuf>,
 }
@@ -180,6 +181,11 @@ pub struct RuleArgs {
     #[arg(long, value_name = "PCT", default_value_t = Config::default().sem_pressure_error_percent,
           value_parser = clap::value_parser!(u8).range(1..=100), help_heading = "Rules")]
     pub sem_pressure_error: u8,
+    /// Warn when sibling workers (one parent, one command line) hold N semaphores of their own in
+    /// all; below it the per-worker pattern is info, unless it uses 10% of a limit (/dev/shm
+    /// inodes, vm.max_map_count, kern.posix.sem.max).
+    #[arg(long, value_name = "N", default_value_t = Config::default().per_worker_warning_at, help_heading = "Rules")]
+    pub per_worker_semaphores: usize,
 }
 
 impl RuleArgs {
@@ -192,6 +198,7 @@ impl RuleArgs {
             thread_pileup_at: self.thread_pileup,
             sem_pressure_warning_percent: self.sem_pressure_warning,
             sem_pressure_error_percent: self.sem_pressure_error,
+            per_worker_warning_at: self.per_worker_semaphores,
         }
     }
 }

@@ -216,3 +216,202 @@ fn macos_snapshot_carries_what_the_process_rules_read() {
     let (_, report) = analyze(&fixture("host.json"), &["--fail-on", "never"]);
     assert_eq!(report["visibility"]["processes_total"], 9);
 }
+
+// ---- xnu.json: the behaviours a line-by-line reading of XNU corrected ----
+//
+// A Snapshot as the corrected collector records it on a Mac (collected as
+// root, everything inspected): a dated zombie and a just-exited one, a
+// 16 KiB and a 64 KiB self-pipe, a socketpair whose peer closed, `foo` and
+// `/foo`, held names that were unlinked, a spawn pool whose workers each
+// make an Event, and a process whose KERN_PROCARGS2 did not come back whole.
+
+fn xnu(extra: &[&str]) -> Value {
+    analyze(&fixture("xnu.json"), extra).1
+}
+
+fn evidence(f: &Value) -> Vec<&str> {
+    f["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn xnu_zombie_with_a_start_time_is_dated_and_a_fresh_one_spared() {
+    let report = xnu(&["--fail-on", "never"]);
+    let zombies = findings(&report, "zombie");
+    assert_eq!(
+        zombies.len(),
+        1,
+        "pid 451 exited 2 s ago: its parent is between reaps"
+    );
+    assert_eq!(zombies[0]["pids"], json!([401]));
+    assert!(
+        evidence(zombies[0])
+            .iter()
+            .any(|e| e.starts_with("zombie for at most 2h 0m")),
+        "{:#?}",
+        zombies[0]
+    );
+}
+
+#[test]
+fn xnu_pipe_at_16_kib_is_stalled_and_at_64_kib_full() {
+    let report = xnu(&["--fail-on", "never"]);
+    let full = findings(&report, "full_wakeup_pipe");
+    let stalled = findings(&report, "stalled_wakeup_pipe");
+    assert_eq!(full.len(), 1);
+    assert_eq!(full[0]["pids"], json!([710]));
+    assert_eq!(
+        stalled.len(),
+        1,
+        "16 KiB queued: the buffer can still grow to 64 KiB"
+    );
+    assert_eq!(stalled[0]["pids"], json!([700]));
+    assert!(evidence(stalled[0])
+        .iter()
+        .any(|e| e.ends_with("16384 of 65536 bytes queued")));
+}
+
+#[test]
+fn xnu_disconnected_socketpair_makes_an_orphan() {
+    let report = xnu(&["--fail-on", "never"]);
+    let orphans = findings(&report, "orphan");
+    assert_eq!(orphans.len(), 1);
+    assert_eq!(orphans[0]["pids"], json!([720]));
+    assert_eq!(orphans[0]["severity"], "warning");
+    assert!(evidence(orphans[0])
+        .iter()
+        .any(|e| e.contains("whose peer was closed")));
+}
+
+#[test]
+fn xnu_foo_and_slash_foo_are_two_semaphores() {
+    let report = xnu(&["--fail-on", "never"]);
+    let leaked = findings(&report, "leaked_semaphore");
+    assert_eq!(leaked.len(), 1, "/foo is held by pid 800; foo by nobody");
+    assert_eq!(leaked[0]["resources"], json!(["foo"]));
+    assert_eq!(leaked[0]["confidence"], "certain");
+    assert_eq!(
+        leaked[0]["cleanup"],
+        json!(["python3 -c 'import _multiprocessing; _multiprocessing.sem_unlink(\"foo\")'"])
+    );
+}
+
+#[test]
+fn xnu_held_but_unlinked_names_are_not_counted_against_the_limit() {
+    // 80 names of the pool, /foo and foo; not pid 3100's 5 unlinked ones.
+    let report = xnu(&["--fail-on", "never", "--sem-pressure-warning", "1"]);
+    assert_eq!(
+        report["limits"]["semaphores"],
+        json!({"max": 10000, "in_use": 82})
+    );
+    let pressure = findings(&report, "semaphore_pressure");
+    assert_eq!(pressure.len(), 1);
+    let f = pressure[0];
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("82 of 10000 POSIX semaphores in use"),
+        "{f:#?}"
+    );
+    let ev = evidence(f);
+    assert!(
+        ev.iter()
+            .any(|e| e.starts_with("5 more held, unlinked, not counted")),
+        "{ev:#?}"
+    );
+    // The pool's 80 are counted once: the parent's 40 (passed to its
+    // workers) and the workers' own 40, not 40 + 80.
+    let groups: Vec<&&str> = ev
+        .iter()
+        .filter(|e| e.contains(" per process × "))
+        .collect();
+    assert!(
+        groups
+            .iter()
+            .any(|g| g.starts_with("5 per process × 8 process(es) = 40 semaphores")),
+        "{groups:#?}"
+    );
+    assert!(
+        groups.iter().any(
+            |g| g.starts_with("40 per process × 1 process(es) = 40 semaphores")
+                && g.contains("40 of them also held by other processes")
+        ),
+        "{groups:#?}"
+    );
+}
+
+#[test]
+fn xnu_per_worker_pattern_names_every_worker() {
+    let report = xnu(&["--fail-on", "never"]);
+    let per_worker = findings(&report, "per_worker_semaphores");
+    assert_eq!(per_worker.len(), 1, "{per_worker:#?}");
+    let f = per_worker[0];
+    assert_eq!(f["pids"], json!((3001..=3008).collect::<Vec<_>>()));
+    assert_eq!(f["parent_pid"], 3000);
+    assert_eq!(f["severity"], "info");
+    assert!(f["summary"]
+        .as_str()
+        .unwrap()
+        .contains("each hold 5 private semaphores, 40 in all"));
+    let resources: Vec<&str> = f["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(resources.len(), 40);
+    assert!(
+        resources.iter().all(|r| r.starts_with("/mp-own")),
+        "not the passed-in ones"
+    );
+    // A tenth of kern.posix.sem.max makes it a warning.
+    let mut snap = load("xnu.json");
+    snap["limits"]["sem_max"] = json!(400);
+    let dir = tempfile::tempdir().unwrap();
+    let (_, report) = analyze(
+        &write_temp(&dir, "small-limit.json", &snap),
+        &["--fail-on", "never"],
+    );
+    assert_eq!(
+        findings(&report, "per_worker_semaphores")[0]["severity"],
+        "warning"
+    );
+}
+
+#[test]
+fn xnu_truncated_procargs_leaves_the_command_line_unknown() {
+    let snap: semleak::platform::Snapshot =
+        serde_json::from_value(load("xnu.json")).expect("fixture is a Snapshot");
+    let p = snap.processes.iter().find(|p| p.pid == 900).unwrap();
+    assert!(p.cmdline.is_empty(), "never a tail of the string area");
+    let report = xnu(&["--fail-on", "never"]);
+    assert!(report["visibility"]["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n
+            .as_str()
+            .unwrap()
+            .starts_with("the command lines of 1 process(es) are unknown")));
+}
+
+#[test]
+fn macos_thread_pileup_reads_whole_63_byte_names() {
+    let (_, report) = analyze(&fixture("host.json"), &["--fail-on", "never"]);
+    let piles = findings(&report, "thread_pileup");
+    assert_eq!(piles.len(), 1, "{piles:#?}");
+    assert_eq!(piles[0]["pids"], json!([700]));
+    assert!(piles[0]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("17 threads named subint-driver[*]"));
+    assert!(
+        !evidence(piles[0]).iter().any(|e| e.contains("15 bytes")),
+        "Linux's 15-byte limit is not macOS's: {piles:#?}"
+    );
+}

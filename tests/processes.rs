@@ -44,15 +44,6 @@ fn expect_ready(helper: &mut Spawned) {
     assert_eq!(helper.read_line(), "ready");
 }
 
-fn pids_of(f: &Value) -> Vec<i32> {
-    f["pids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_i64().unwrap() as i32)
-        .collect()
-}
-
 fn strings(f: &Value, key: &str) -> Vec<String> {
     f[key]
         .as_array()

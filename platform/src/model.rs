@@ -284,6 +284,10 @@ pub struct Limits {
     pub sem_max: Option<u64>,
     /// Linux `kernel.pid_max`.
     pub pid_max: Option<u64>,
+    /// Linux `vm.max_map_count`: mappings one process may have (each
+    /// glibc named semaphore is one).
+    #[serde(default)]
+    pub max_map_count: Option<u64>,
 }
 
 /// A semaphore name probed with `sem_open(name, 0)` (macOS).

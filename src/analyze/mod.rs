@@ -3,8 +3,10 @@
 pub mod creator;
 pub mod leaked_semaphore;
 pub mod orphan;
+pub mod per_worker_semaphores;
 pub mod probed_semaphore;
 pub mod process_tree;
+pub mod sem_holders;
 pub mod semaphore_hoarding;
 pub mod semaphore_pressure;
 pub mod shm_pressure;
@@ -34,6 +36,10 @@ pub struct Config {
     /// `sem_pressure_error_percent`; info from half the warning level.
     pub sem_pressure_warning_percent: u8,
     pub sem_pressure_error_percent: u8,
+    /// Private semaphores of one group of sibling workers from which the
+    /// per-worker pattern is a warning (else info, unless it uses a tenth
+    /// of a limit).
+    pub per_worker_warning_at: usize,
 }
 
 impl Default for Config {
@@ -46,6 +52,7 @@ impl Default for Config {
             thread_pileup_at: 16,
             sem_pressure_warning_percent: 80,
             sem_pressure_error_percent: 95,
+            per_worker_warning_at: 100,
         }
     }
 }
@@ -92,6 +99,7 @@ pub enum Kind {
     LeakedSemaphore,
     SemaphorePressure,
     SemaphoreHoarding,
+    PerWorkerSemaphores,
     ShmPressure,
     Zombie,
     Orphan,
@@ -101,10 +109,11 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::LeakedSemaphore,
         Kind::SemaphorePressure,
         Kind::SemaphoreHoarding,
+        Kind::PerWorkerSemaphores,
         Kind::ShmPressure,
         Kind::Zombie,
         Kind::Orphan,
@@ -118,6 +127,7 @@ impl Kind {
             Kind::LeakedSemaphore => "leaked_semaphore",
             Kind::SemaphorePressure => "semaphore_pressure",
             Kind::SemaphoreHoarding => "semaphore_hoarding",
+            Kind::PerWorkerSemaphores => "per_worker_semaphores",
             Kind::ShmPressure => "shm_pressure",
             Kind::Zombie => "zombie",
             Kind::Orphan => "orphan",
@@ -133,6 +143,7 @@ impl Kind {
             Kind::LeakedSemaphore => "Leaked semaphores",
             Kind::SemaphorePressure => "Semaphore limit pressure",
             Kind::SemaphoreHoarding => "Processes holding many semaphores",
+            Kind::PerWorkerSemaphores => "Semaphores made in every worker",
             Kind::ShmPressure => "Shared-memory pressure",
             Kind::Zombie => "Zombies",
             Kind::Orphan => "Orphaned workers",
@@ -207,6 +218,7 @@ pub fn analyze(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
     let mut findings = Vec::new();
     findings.extend(leaked_semaphore::check(snapshot, config));
     findings.extend(semaphore_hoarding::check(snapshot, config));
+    findings.extend(per_worker_semaphores::check(snapshot, config));
     findings.extend(shm_pressure::check(snapshot, config));
     findings.extend(wakeup::check(snapshot, config));
     findings.extend(semaphore_pressure::check(snapshot, config));

@@ -2,10 +2,14 @@
 //! probed by name (`sem_open(name, 0)`) but that no inspected process holds
 //! open. macOS cannot list semaphores, so only names semleak was given (or
 //! saw held earlier) can be found this way.
+//!
+//! Names are the kernel's bytes: XNU stores what was passed to `sem_open`,
+//! so `/foo` and `foo` are two semaphores, and the cleanup unlinks exactly
+//! the name that was found.
 
 use std::collections::HashSet;
 
-use semleak_platform::{ProbedSemaphore, Snapshot};
+use semleak_platform::{ProbedSemaphore, RawName, Snapshot};
 
 use super::creator::Creator;
 use super::{shell_quote, Confidence, Config, Finding, Kind, Severity};
@@ -28,9 +32,10 @@ pub fn check(snapshot: &Snapshot, _config: &Config) -> Vec<Finding> {
     out
 }
 
-/// The POSIX name as programs pass it to sem_open: `/NAME`.
-fn posix_name(s: &ProbedSemaphore) -> Vec<u8> {
-    [b"/".as_slice(), s.name.as_bytes()].concat()
+/// The name without its leading slash, to recognise a library's prefix.
+fn bare_name(s: &ProbedSemaphore) -> RawName {
+    let n = s.name.as_bytes();
+    RawName::from(n.strip_prefix(b"/").unwrap_or(n))
 }
 
 fn finding(snapshot: &Snapshot, sem: &ProbedSemaphore) -> Finding {
@@ -42,17 +47,21 @@ fn finding(snapshot: &Snapshot, sem: &ProbedSemaphore) -> Finding {
     } else {
         Confidence::Likely
     };
-    let name = posix_name(sem);
-    let mut f = Finding::new(Kind::LeakedSemaphore, &name, Severity::Error, confidence);
-    let label = String::from_utf8_lossy(&name).into_owned();
-    let shown = sem.name.to_lossy();
-    f.summary = format!("semaphore {shown} is held by no process");
-    f.resources = vec![format!("/{shown}")];
+    let name = sem.name.as_bytes();
+    let mut f = Finding::new(Kind::LeakedSemaphore, name, Severity::Error, confidence);
+    let label = sem.name.to_lossy();
+    f.summary = format!("semaphore {label} is held by no process");
+    f.resources = vec![label.clone()];
     f.evidence.push(format!(
-        "sem_open(\"/{shown}\", 0) found it, and none of the {} inspected processes has it open (PROX_FDTYPE_PSEM descriptors)",
+        "sem_open(\"{label}\", 0) found it, and none of the {} inspected processes has it open (PROX_FDTYPE_PSEM descriptors)",
         snapshot.visibility.processes_inspected
     ));
-    let creator = Creator::infer(&sem.name);
+    if !name.starts_with(b"/") {
+        f.evidence.push(format!(
+            "its name has no leading slash: to macOS `{label}` and `/{label}` are two different semaphores"
+        ));
+    }
+    let creator = Creator::infer(&bare_name(sem));
     f.evidence.push(creator.describe(snapshot));
     if !hidden.is_empty() {
         let pids: Vec<String> = hidden.iter().take(10).map(|s| s.pid.to_string()).collect();
@@ -70,9 +79,10 @@ fn finding(snapshot: &Snapshot, sem: &ProbedSemaphore) -> Finding {
     f.recommendation = creator.recommendation().to_string();
     // No file to rm on macOS: sem_unlink through CPython, when the name is
     // plain enough to sit inside a Python string literal unescaped.
-    let plain = name
-        .iter()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
+    let plain = !name.is_empty()
+        && name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
     if plain {
         let code = format!("import _multiprocessing; _multiprocessing.sem_unlink(\"{label}\")");
         f.cleanup = vec![format!("python3 -c {}", shell_quote(code.as_bytes()))];
@@ -99,12 +109,12 @@ mod tests {
     fn existing_unheld_name_is_a_leak() {
         let mut snap = macos_snapshot();
         let mut holder = process(10, 1, "python3 app.py");
-        holder.psem_names = vec!["mp-held0001".into()];
+        holder.psem_names = vec!["/mp-held0001".into()];
         snap.processes = vec![holder];
         snap.probed_semaphores = vec![
-            probed("mp-ab12cd34", true),
-            probed("mp-held0001", true),
-            probed("mp-gone0000", false),
+            probed("/mp-ab12cd34", true),
+            probed("/mp-held0001", true),
+            probed("/mp-gone0000", false),
         ];
         let f = check(&snap, &Config::default());
         assert_eq!(f.len(), 1);
@@ -130,7 +140,7 @@ mod tests {
     #[test]
     fn uninspected_processes_make_it_likely() {
         let mut snap = macos_snapshot();
-        snap.probed_semaphores = vec![probed("x", true)];
+        snap.probed_semaphores = vec![probed("/x", true)];
         skip(&mut snap, 55, Some(0));
         let f = check(&snap, &Config::default());
         assert_eq!(f[0].confidence, Confidence::Likely);
@@ -141,11 +151,35 @@ mod tests {
     fn semleak_itself_is_not_a_holder_and_odd_names_get_no_command() {
         let mut snap = macos_snapshot();
         let mut me = process(snap.host.collector_pid, 1, "semleak scan");
-        me.psem_names = vec!["a b".into()];
+        me.psem_names = vec!["/a b".into()];
         snap.processes = vec![me];
-        snap.probed_semaphores = vec![probed("a b", true), probed("a b", true)];
+        snap.probed_semaphores = vec![probed("/a b", true), probed("/a b", true)];
         let f = check(&snap, &Config::default());
         assert_eq!(f.len(), 1, "duplicates collapse");
         assert!(f[0].cleanup.is_empty());
+    }
+
+    #[test]
+    fn foo_and_slash_foo_are_two_semaphores() {
+        // A program did sem_open("foo") without the slash and is gone; an
+        // unrelated "/foo" is held. XNU keeps both names byte for byte.
+        let mut snap = macos_snapshot();
+        let mut holder = process(10, 1, "python3 app.py");
+        holder.psem_names = vec!["/foo".into()];
+        snap.processes = vec![holder];
+        snap.probed_semaphores = vec![probed("/foo", true), probed("foo", true)];
+        let f = check(&snap, &Config::default());
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].resources, vec!["foo"]);
+        assert_eq!(f[0].summary, "semaphore foo is held by no process");
+        assert_eq!(
+            f[0].cleanup,
+            vec!["python3 -c 'import _multiprocessing; _multiprocessing.sem_unlink(\"foo\")'"],
+            "unlink exactly the name that was found, not /foo"
+        );
+        assert!(f[0]
+            .evidence
+            .iter()
+            .any(|e| e.contains("two different semaphores")));
     }
 }

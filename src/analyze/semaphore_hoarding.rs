@@ -1,24 +1,22 @@
-//! `semaphore_hoarding`: one process mapping many semaphores — the
-//! "N spurious semaphores in every worker" pattern.
-
-use std::collections::HashMap;
+//! `semaphore_hoarding`: one process holding many named semaphores — on
+//! Linux mapped (`/dev/shm/sem.*`, matched by device and inode), on macOS
+//! held open (`PROX_FDTYPE_PSEM` descriptors). Read through the shared
+//! attribution of [`super::sem_holders`].
 
 use semleak_platform::Snapshot;
 
+use super::sem_holders::SemTable;
 use super::{Confidence, Config, Finding, Kind, Severity};
 use crate::analyze::process_label;
 
 pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
-    let mut per_pid: HashMap<i32, Vec<&semleak_platform::Semaphore>> = HashMap::new();
-    for s in &snapshot.shm.semaphores {
-        for &pid in &s.holders {
-            per_pid.entry(pid).or_default().push(s);
-        }
-    }
-    let mut out: Vec<Finding> = per_pid
-        .into_iter()
+    let table = SemTable::of(snapshot);
+    let macos = snapshot.host.os == "macos";
+    let mut out: Vec<Finding> = table
+        .held
+        .iter()
         .filter(|(_, sems)| sems.len() >= config.hoard_threshold.max(1))
-        .map(|(pid, sems)| {
+        .map(|(&pid, sems)| {
             let proc = snapshot.processes.iter().find(|p| p.pid == pid);
             let label = process_label(snapshot, pid);
             let subject = format!(
@@ -31,15 +29,21 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
                 Severity::Warning,
                 Confidence::Certain,
             );
-            f.summary = format!("pid {pid} maps {} named semaphores", sems.len());
+            let verb = if macos { "holds" } else { "maps" };
+            f.summary = format!("pid {pid} {verb} {} named semaphores", sems.len());
             f.pids = vec![pid];
-            f.resources = sems.iter().take(20).map(|s| s.path.to_lossy()).collect();
-            let unlinked = sems.iter().filter(|s| s.unlinked).count();
+            f.resources = sems
+                .iter()
+                .take(20)
+                .map(|&i| table.entries[i].label.clone())
+                .collect();
+            let unlinked = sems.iter().filter(|&&i| !table.entries[i].named).count();
             f.evidence = vec![
                 format!("process: {label}"),
                 format!(
-                    "{} semaphores mapped ({} still named, {} unlinked); threshold {}",
+                    "{} semaphores {} ({} still named, {} unlinked); threshold {}",
                     sems.len(),
+                    if macos { "held open" } else { "mapped" },
                     sems.len() - unlinked,
                     unlinked,
                     config.hoard_threshold
@@ -83,5 +87,19 @@ mod tests {
         assert_eq!(f[0].severity, Severity::Warning);
         assert!(f[0].summary.contains("5 named semaphores"));
         assert!(check(&snap, &Config::default()).is_empty());
+    }
+
+    #[test]
+    fn macos_holders_hoard_too() {
+        let mut snap = macos_snapshot();
+        let mut p = process(10, 1, "python3 app.py");
+        p.psem_names = (0..120).map(|i| format!("/mp-{i:08}").into()).collect();
+        p.psem_names.push("/mp-00000000".into()); // a second descriptor
+        snap.processes = vec![p];
+        let f = check(&snap, &Config::default());
+        assert_eq!(f.len(), 1, "120 distinct names held open");
+        assert_eq!(f[0].summary, "pid 10 holds 120 named semaphores");
+        assert_eq!(f[0].resources[0], "/mp-00000000");
+        assert!(f[0].evidence[1].starts_with("120 semaphores held open (120 still named"));
     }
 }

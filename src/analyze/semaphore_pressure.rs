@@ -1,31 +1,42 @@
 //! `semaphore_pressure`: named semaphores in use close to the OS limit
 //! (macOS `kern.posix.sem.max`, default 10,000; past it sem_open fails with
-//! ENOSPC). Holders are grouped by command line so that "5 per worker ×
-//! 1,800 workers" reads at a glance.
+//! ENOSPC). The limit counts *names* (`psem_cache_add` in XNU's
+//! `posix_sem.c`), so a semaphore that was unlinked but is still held no
+//! longer counts. Holders are grouped as siblings with one command line
+//! ([`super::sem_holders`], shared with `per_worker_semaphores`), and every
+//! semaphore is attributed to one holder, so "5 per worker × 1,800
+//! workers" reads at a glance and a parent's semaphores passed to its
+//! workers are not counted twice.
 //!
 //! macOS cannot count semaphores: the figure is those held open by the
 //! processes we could inspect (plus probed names that exist unheld), a
 //! lower bound, and the evidence says what was not seen.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashSet};
 
-use semleak_platform::{Process, Snapshot};
+use semleak_platform::Snapshot;
 
+use super::sem_holders::{
+    cut, per_process, sibling_groups, unlinked_names, SemTable, SiblingGroup,
+};
 use super::{Confidence, Config, Finding, Kind, Severity};
 use crate::analyze::process_label;
 
-/// Groups of same-command-line holders shown in the evidence.
+/// Groups of sibling holders shown in the evidence.
 const GROUPS_SHOWN: usize = 3;
 /// Single processes shown as top holders.
 const TOP_HOLDERS: usize = 5;
 
 /// Distinct semaphore names counted against the limit: held by a visible
-/// process, or probed and found to exist.
+/// process and not found unlinked when probed, or probed and found to
+/// exist.
 pub fn names_in_use(snapshot: &Snapshot) -> BTreeSet<&[u8]> {
+    let unlinked = unlinked_names(snapshot);
     let mut names: BTreeSet<&[u8]> = snapshot
         .processes
         .iter()
         .flat_map(|p| p.psem_names.iter().map(|n| n.as_bytes()))
+        .filter(|n| !unlinked.contains(n))
         .collect();
     names.extend(
         snapshot
@@ -37,80 +48,19 @@ pub fn names_in_use(snapshot: &Snapshot) -> BTreeSet<&[u8]> {
     names
 }
 
-/// A command line with free-standing numbers masked, so workers that
-/// differ only in a pid, fd or handle number
-/// (`spawn_main(tracker_fd=5, pipe_handle=11)`) group together; digits
-/// inside a word (`python3.11`) stay.
-fn group_key(p: &Process) -> String {
-    let text = super::process_tree::command_text(p);
-    let mut out = String::with_capacity(text.len());
-    let mut masking = false;
-    let mut prev: Option<char> = None;
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            let starts_number = !prev.is_some_and(|p| p.is_alphanumeric() || p == '.' || p == '_');
-            if masking {
-                // still inside a masked number
-            } else if starts_number {
-                masking = true;
-                out.push('N');
-            } else {
-                out.push(c);
-            }
-        } else {
-            masking = false;
-            out.push(c);
-        }
-        prev = Some(c);
-    }
-    out
+/// A sibling group's counted semaphores: what each member owns and is
+/// still named.
+struct Counted<'g, 'a> {
+    group: &'g SiblingGroup<'a>,
+    /// (pid, counted semaphores it owns), members owning none left out.
+    members: Vec<(i32, usize)>,
+    /// Of those, also held by other processes (passed to children).
+    shared: usize,
 }
 
-struct Group<'a> {
-    key: String,
-    members: Vec<(&'a Process, usize)>,
-}
-
-impl Group<'_> {
+impl Counted<'_, '_> {
     fn total(&self) -> usize {
         self.members.iter().map(|(_, n)| n).sum()
-    }
-
-    /// "5 per process" or "3–7 per process (mostly 5)".
-    fn per_process(&self) -> String {
-        let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
-        for (_, n) in &self.members {
-            *counts.entry(*n).or_default() += 1;
-        }
-        let min = *counts.keys().next().unwrap_or(&0);
-        let max = *counts.keys().next_back().unwrap_or(&0);
-        if min == max {
-            return format!("{min} per process");
-        }
-        let mode = counts
-            .iter()
-            .max_by_key(|(n, c)| (**c, std::cmp::Reverse(**n)))
-            .map(|(n, _)| *n)
-            .unwrap_or(0);
-        format!("{min}–{max} per process (mostly {mode})")
-    }
-
-    /// The parent all members share, if they share one.
-    fn common_parent(&self) -> Option<i32> {
-        let first = self.members.first()?.0.ppid;
-        self.members
-            .iter()
-            .all(|(p, _)| p.ppid == first)
-            .then_some(first)
-            .filter(|&pp| pp > 1)
-    }
-}
-
-fn cut(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        s.chars().take(max - 1).collect::<String>() + "…"
     }
 }
 
@@ -132,26 +82,45 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
         return Vec::new();
     };
 
-    let holders: Vec<(&Process, usize)> = snapshot
-        .processes
+    let table = SemTable::of(snapshot);
+    let groups = sibling_groups(snapshot, &table);
+    let mut counted: Vec<Counted> = groups
         .iter()
-        .filter_map(|p| {
-            let distinct: BTreeSet<&[u8]> = p.psem_names.iter().map(|n| n.as_bytes()).collect();
-            (!distinct.is_empty()).then_some((p, distinct.len()))
+        .map(|g| {
+            let mut shared = 0;
+            let members = g
+                .members
+                .iter()
+                .filter_map(|m| {
+                    let named: Vec<usize> = m
+                        .owned
+                        .iter()
+                        .copied()
+                        .filter(|&i| table.entries[i].named)
+                        .collect();
+                    shared += named
+                        .iter()
+                        .filter(|&&i| table.entries[i].holders.len() > 1)
+                        .count();
+                    (!named.is_empty()).then_some((m.process.pid, named.len()))
+                })
+                .collect();
+            Counted {
+                group: g,
+                members,
+                shared,
+            }
         })
+        .filter(|c| !c.members.is_empty())
         .collect();
-    let mut by_key: HashMap<String, Vec<(&Process, usize)>> = HashMap::new();
-    for (p, n) in &holders {
-        by_key.entry(group_key(p)).or_default().push((p, *n));
-    }
-    let mut groups: Vec<Group> = by_key
-        .into_iter()
-        .map(|(key, mut members)| {
-            members.sort_by_key(|(p, _)| p.pid);
-            Group { key, members }
-        })
-        .collect();
-    groups.sort_by(|a, b| b.total().cmp(&a.total()).then_with(|| a.key.cmp(&b.key)));
+    counted.sort_by(|a, b| {
+        b.total()
+            .cmp(&a.total())
+            .then(a.group.parent.cmp(&b.group.parent))
+            .then_with(|| a.group.key.cmp(&b.group.key))
+    });
+    let holders = table.held.len();
+    let unlinked_held = table.entries.iter().filter(|e| !e.named).count();
 
     let mut f = Finding::new(
         Kind::SemaphorePressure,
@@ -160,12 +129,12 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
         Confidence::Certain,
     );
     f.resources = vec!["kern.posix.sem.max".into()];
-    let headline = groups.first().map(|g| {
+    let headline = counted.first().map(|c| {
         format!(
-            "; {} × {} process(es) running `{}`",
-            g.per_process(),
-            g.members.len(),
-            cut(&g.key, 60)
+            "; {} per process × {} process(es) running `{}`",
+            per_process(c.members.iter().map(|(_, n)| *n)),
+            c.members.len(),
+            cut(&c.group.key, 60)
         )
     });
     f.summary = format!(
@@ -173,57 +142,71 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
         headline.unwrap_or_default()
     );
     f.evidence.push(format!(
-        "{in_use} distinct named semaphores held open by {} visible process(es); the limit kern.posix.sem.max is {max}; sem_open fails with ENOSPC (errno 28) once it is reached",
-        holders.len()
+        "{in_use} distinct semaphore names in use, held open by {holders} visible process(es) or found by probing; the limit kern.posix.sem.max is {max} names; sem_open fails with ENOSPC (errno 28) once it is reached"
     ));
+    if unlinked_held > 0 {
+        f.evidence.push(format!(
+            "{unlinked_held} more held, unlinked, not counted: their names were removed (sem_unlink, or Python's fork context), so they live on for their holders but no longer use up the limit"
+        ));
+    }
+    let held_named: HashSet<&[u8]> = table
+        .entries
+        .iter()
+        .filter(|e| e.named)
+        .map(|e| e.name.as_slice())
+        .collect();
     let probed_unheld = snapshot
         .probed_semaphores
         .iter()
-        .filter(|s| s.exists)
-        .filter(|s| {
-            !holders
-                .iter()
-                .any(|(p, _)| p.psem_names.iter().any(|n| n == &s.name))
-        })
+        .filter(|s| s.exists && !held_named.contains(s.name.as_bytes()))
         .count();
     if probed_unheld > 0 {
         f.evidence.push(format!(
             "{probed_unheld} of them are held by no visible process but exist (found by probing their names)"
         ));
     }
-    for g in groups.iter().take(GROUPS_SHOWN) {
-        let example = process_label(snapshot, g.members[0].0.pid);
+    for c in counted.iter().take(GROUPS_SHOWN) {
+        let g = c.group;
+        let example = process_label(snapshot, c.members[0].0);
         let mut line = format!(
-            "{} × {} process(es) = {} semaphores ({:.0}% of the limit): {example}",
-            g.per_process(),
-            g.members.len(),
-            g.total(),
-            g.total() as f64 * 100.0 / max as f64,
+            "{} per process × {} process(es) = {} semaphores ({:.0}% of the limit): {example}",
+            per_process(c.members.iter().map(|(_, n)| *n)),
+            c.members.len(),
+            c.total(),
+            c.total() as f64 * 100.0 / max as f64,
         );
-        if g.members.len() > 1 {
-            if let Some(parent) = g.common_parent() {
-                line.push_str(&format!(
-                    "; all children of {}",
-                    process_label(snapshot, parent)
-                ));
-            }
+        if c.shared > 0 {
+            line.push_str(&format!(
+                "; {} of them also held by other processes (passed to children), counted here once",
+                c.shared
+            ));
+        }
+        if c.members.len() > 1 && g.parent > 1 {
+            line.push_str(&format!(
+                "; all children of {}",
+                process_label(snapshot, g.parent)
+            ));
         }
         f.evidence.push(line);
     }
-    if groups.len() > GROUPS_SHOWN {
-        let rest: usize = groups[GROUPS_SHOWN..].iter().map(Group::total).sum();
+    if counted.len() > GROUPS_SHOWN {
+        let rest: usize = counted[GROUPS_SHOWN..].iter().map(Counted::total).sum();
         f.evidence.push(format!(
-            "{} other command line(s) hold {rest} more",
-            groups.len() - GROUPS_SHOWN
+            "{} other group(s) of processes hold {rest} more",
+            counted.len() - GROUPS_SHOWN
         ));
     }
-    let mut top = holders.clone();
-    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.pid.cmp(&b.0.pid)));
+    let mut top: Vec<(i32, usize)> = table
+        .held
+        .iter()
+        .map(|(pid, sems)| (*pid, sems.len()))
+        .collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     if !top.is_empty() {
         let shown: Vec<String> = top
             .iter()
             .take(TOP_HOLDERS)
-            .map(|(p, n)| format!("pid {} ({n})", p.pid))
+            .map(|(pid, n)| format!("pid {pid} ({n})"))
             .collect();
         f.evidence
             .push(format!("top holders: {}", shown.join(", ")));
@@ -241,17 +224,22 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
         ));
     }
 
-    f.pids = groups
+    f.pids = counted
         .iter()
         .take(GROUPS_SHOWN)
-        .flat_map(|g| g.members.iter().map(|(p, _)| p.pid))
+        .flat_map(|c| c.members.iter().map(|(pid, _)| *pid))
         .collect();
     f.pids.sort_unstable();
-    f.parent_pid = groups.first().and_then(Group::common_parent);
+    f.parent_pid = counted
+        .first()
+        .filter(|c| c.members.len() > 1)
+        .map(|c| c.group.parent)
+        .filter(|&pp| pp > 1);
     f.recommendation = "Find what creates semaphores in every worker and create them once \
         (in the parent, passed to workers) or not at all: a multiprocessing.Event costs 5 \
         semaphores, a Lock or Semaphore 1, and spawned workers that build their own multiply \
-        that by the pool size. Shut idle workers down. As a stopgap, raise the limit with \
+        that by the pool size (the per_worker_semaphores finding names such workers). Shut \
+        idle workers down. As a stopgap, raise the limit with \
         `sudo sysctl -w kern.posix.sem.max=N` (lost at reboot)."
         .into();
     vec![f]
@@ -261,6 +249,7 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
 mod tests {
     use super::*;
     use crate::analyze::testing::*;
+    use semleak_platform::{ProbedSemaphore, Process};
 
     fn mac_worker(pid: i32, ppid: i32, n: usize) -> Process {
         let mut p = process(
@@ -269,7 +258,7 @@ mod tests {
             &format!("python3.11 -c from multiprocessing.spawn import spawn_main; spawn_main(tracker_fd=5, pipe_handle={}) --multiprocessing-fork", pid % 97),
         );
         p.psem_names = (0..n)
-            .map(|i| format!("mp-{pid:04}{i:04}").into())
+            .map(|i| format!("/mp-{pid:04}{i:04}").into())
             .collect();
         p
     }
@@ -345,7 +334,7 @@ mod tests {
         skip(&mut snap, 77, Some(0));
         snap.probed_semaphores
             .push(semleak_platform::ProbedSemaphore {
-                name: "mp-orphan01".into(),
+                name: "/mp-orphan01".into(),
                 exists: true,
             });
         let f = &check(&snap, &Config::default())[0];
@@ -371,9 +360,13 @@ mod tests {
         snap.limits.sem_max = Some(4);
         let f = &check(&snap, &Config::default())[0];
         assert!(f.summary.starts_with("3 of 4"), "{}", f.summary);
-        assert!(f
-            .summary
-            .contains("2 per process × 2 process(es) running `worker --id N`"));
+        // s1 is attributed to the lower pid only: 2 + 1, not 2 + 2.
+        assert!(
+            f.summary
+                .contains("1–2 (mostly 1) per process × 2 process(es) running `worker --id N`"),
+            "{}",
+            f.summary
+        );
         assert_eq!(
             f.parent_pid, None,
             "pid 1 is not a meaningful common parent"
@@ -381,11 +374,69 @@ mod tests {
     }
 
     #[test]
-    fn group_keys_mask_free_standing_numbers_only() {
-        let key = |cmd: &str| group_key(&process(1, 0, cmd));
-        assert_eq!(
-            key("python3.11 -c spawn_main(tracker_fd=5, pipe_handle=11) --workers 1800 mp-123 x2"),
-            "python3.11 -c spawn_main(tracker_fd=N, pipe_handle=N) --workers N mp-N x2"
+    fn unlinked_held_names_are_not_counted() {
+        // fork context / sem_open+sem_unlink: 1,000 workers each hold 5
+        // semaphores whose names are gone, and 2 named ones in all.
+        let mut snap = mac_snapshot(1_000, 5);
+        snap.probed_semaphores = snap
+            .processes
+            .iter()
+            .flat_map(|p| p.psem_names.iter())
+            .map(|n| ProbedSemaphore {
+                name: n.clone(),
+                exists: false,
+            })
+            .collect();
+        snap.processes[0].psem_names = vec!["/named-1".into(), "/named-2".into()];
+        snap.limits.sem_max = Some(4);
+        let f = &check(&snap, &Config::default())[0];
+        assert!(f.summary.starts_with("2 of 4 "), "{}", f.summary);
+        assert!(
+            f.evidence
+                .iter()
+                .any(|e| e.starts_with("5000 more held, unlinked, not counted")),
+            "{:#?}",
+            f.evidence
+        );
+    }
+
+    #[test]
+    fn parent_and_workers_sharing_are_not_counted_twice() {
+        // The parent passes one Event (5 semaphores) to each of 8 workers;
+        // each worker also makes one of its own. 80 names are in use.
+        let mut snap = macos_snapshot();
+        let mut parent = process(500, 1, "python3.11 engine.py");
+        for w in 0..8 {
+            let mut worker = mac_worker(1000 + w, 500, 5);
+            let passed: Vec<semleak_platform::RawName> = (0..5)
+                .map(|k| format!("/mp-pass{w:02}{k:02}").into())
+                .collect();
+            parent.psem_names.extend(passed.iter().cloned());
+            worker.psem_names.extend(passed);
+            snap.processes.push(worker);
+        }
+        snap.processes.push(parent);
+        snap.limits.sem_max = Some(90);
+        let f = &check(&snap, &Config::default())[0];
+        assert!(f.summary.starts_with("80 of 90 "), "{}", f.summary);
+        let groups: Vec<&String> = f
+            .evidence
+            .iter()
+            .filter(|e| e.contains(" per process × "))
+            .collect();
+        assert_eq!(groups.len(), 2, "{groups:#?}");
+        assert!(
+            groups[0]
+                .starts_with("40 per process × 1 process(es) = 40 semaphores (44% of the limit)")
+                && groups[0].contains("40 of them also held by other processes"),
+            "{}",
+            groups[0]
+        );
+        assert!(
+            groups[1]
+                .starts_with("5 per process × 8 process(es) = 40 semaphores (44% of the limit)"),
+            "{}",
+            groups[1]
         );
     }
 
@@ -398,7 +449,7 @@ mod tests {
         snap.limits.sem_max = Some(30);
         let f = &check(&snap, &Config::default())[0];
         assert!(
-            f.summary.contains("3–7 per process (mostly 5) × 5"),
+            f.summary.contains("3–7 (mostly 5) per process × 5"),
             "{}",
             f.summary
         );

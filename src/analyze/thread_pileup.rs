@@ -17,7 +17,7 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
         .iter()
         .filter(|p| is_user_process(snapshot, p) && !p.is_zombie())
     {
-        for (pattern, names) in patterns(p) {
+        for (pattern, names) in patterns(p, name_max(snapshot)) {
             if names.len() >= threshold {
                 findings.push(finding(snapshot, p, &pattern, &names));
             }
@@ -26,14 +26,26 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
     findings
 }
 
-/// The kernel keeps thread names to 15 bytes (TASK_COMM_LEN - 1).
-const NAME_MAX: usize = 15;
+/// Linux keeps thread names to 15 bytes (TASK_COMM_LEN - 1).
+const LINUX_NAME_MAX: usize = 15;
+/// XNU keeps them to 63 (MAXTHREADNAMESIZE - 1, `sys/proc_info.h`).
+const MACOS_NAME_MAX: usize = 63;
+
+/// The longest thread name the Snapshot's kernel keeps.
+fn name_max(snapshot: &Snapshot) -> usize {
+    if snapshot.host.os == "macos" {
+        MACOS_NAME_MAX
+    } else {
+        LINUX_NAME_MAX
+    }
+}
 
 /// A thread name with every run of digits replaced by `*`. A name of the
-/// full 15 bytes may have been cut, so punctuation after its last number
-/// is dropped: `subint-driver[3` (from `subint-driver[3]`) and
-/// `semleak-pile[3]` / `semleak-pile[12` fall under one pattern each.
-pub fn name_pattern(name: &[u8]) -> Vec<u8> {
+/// full `name_max` bytes may have been cut, so punctuation after its last
+/// number is dropped: on Linux `subint-driver[3` (from
+/// `subint-driver[3]`) and `semleak-pile[3]` / `semleak-pile[12` fall
+/// under one pattern each.
+pub fn name_pattern(name: &[u8], name_max: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(name.len());
     for &b in name {
         if b.is_ascii_digit() {
@@ -44,7 +56,7 @@ pub fn name_pattern(name: &[u8]) -> Vec<u8> {
             out.push(b);
         }
     }
-    if name.len() >= NAME_MAX {
+    if name.len() >= name_max {
         if let Some(star) = out.iter().rposition(|&b| b == b'*') {
             if out[star + 1..].iter().all(|b| b.is_ascii_punctuation()) {
                 out.truncate(star + 1);
@@ -58,14 +70,14 @@ pub fn name_pattern(name: &[u8]) -> Vec<u8> {
 /// own name are left out: they were never named (Go runtimes, plain
 /// pthreads, Python before 3.14), so their number says nothing about one
 /// kind of task piling up.
-fn patterns(p: &Process) -> BTreeMap<Vec<u8>, Vec<&[u8]>> {
+fn patterns(p: &Process, name_max: usize) -> BTreeMap<Vec<u8>, Vec<&[u8]>> {
     let mut groups: BTreeMap<Vec<u8>, Vec<&[u8]>> = BTreeMap::new();
     for name in &p.thread_names {
         let n = name.as_bytes();
         if n == p.comm.as_bytes() || n.is_empty() {
             continue;
         }
-        groups.entry(name_pattern(n)).or_default().push(n);
+        groups.entry(name_pattern(n, name_max)).or_default().push(n);
     }
     groups
 }
@@ -103,11 +115,11 @@ fn finding(snapshot: &Snapshot, p: &Process, pattern: &[u8], names: &[&[u8]]) ->
         shown.join(", "),
         if distinct.len() > 5 { ", …" } else { "" }
     ));
-    if names.iter().any(|n| n.len() >= NAME_MAX) {
-        f.evidence.push(
-            "the kernel cuts thread names to 15 bytes, so longer names (and their numbers) are truncated"
-                .to_string(),
-        );
+    let max = name_max(snapshot);
+    if names.iter().any(|n| n.len() >= max) {
+        f.evidence.push(format!(
+            "the kernel cuts thread names to {max} bytes, so longer names (and their numbers) are truncated"
+        ));
     }
     f.recommendation = "Threads sharing one name are usually one kind of task started repeatedly; if their number grows between scans they are not being joined. Make them finish and join them (or bound the pool): piled-up threads starve the event loop, whose wakeup channel then stops draining.".to_string();
     f
@@ -136,13 +148,19 @@ mod tests {
 
     #[test]
     fn patterns_fold_numbers_and_truncation() {
-        assert_eq!(name_pattern(b"pool[3]"), b"pool[*]");
-        assert_eq!(name_pattern(b"subint-driver[1"), b"subint-driver[*");
-        assert_eq!(name_pattern(b"w-10-2"), b"w-*-*");
+        let linux = |n: &[u8]| name_pattern(n, LINUX_NAME_MAX);
+        assert_eq!(linux(b"pool[3]"), b"pool[*]");
+        assert_eq!(linux(b"subint-driver[1"), b"subint-driver[*");
+        assert_eq!(linux(b"w-10-2"), b"w-*-*");
         // 15 bytes, maybe cut: `]` may or may not have fitted.
-        assert_eq!(name_pattern(b"semleak-pile[3]"), b"semleak-pile[*");
-        assert_eq!(name_pattern(b"semleak-pile[12"), b"semleak-pile[*");
-        assert_eq!(name_pattern(b"worker-1-abcdef"), b"worker-*-abcdef");
+        assert_eq!(linux(b"semleak-pile[3]"), b"semleak-pile[*");
+        assert_eq!(linux(b"semleak-pile[12"), b"semleak-pile[*");
+        assert_eq!(linux(b"worker-1-abcdef"), b"worker-*-abcdef");
+        // macOS keeps 63 bytes: a 15-byte name is whole.
+        assert_eq!(
+            name_pattern(b"semleak-pile[3]", MACOS_NAME_MAX),
+            b"semleak-pile[*]"
+        );
     }
 
     #[test]
@@ -194,6 +212,43 @@ mod tests {
         let more = check(&with_threads(&indexed("io", 30)), &Config::default());
         let io = f.iter().find(|x| x.summary.contains("io[*]")).unwrap();
         assert_eq!(io.id, more[0].id, "the count is not part of the id");
+    }
+
+    #[test]
+    fn macos_names_are_not_cut_at_15_bytes() {
+        // `worker-pool[10]` … `worker-pool[25]`: 15 bytes each, whole on
+        // macOS (up to 63 bytes), where the Linux heuristic would read a
+        // cut `]` and claim truncation.
+        let mut snap = with_threads(
+            &(10..26)
+                .map(|i| format!("worker-pool[{i}]"))
+                .collect::<Vec<_>>(),
+        );
+        snap.host.os = "macos".into();
+        let f = check(&snap, &Config::default());
+        assert_eq!(f.len(), 1);
+        assert!(
+            f[0].summary.contains("16 threads named worker-pool[*]"),
+            "{}",
+            f[0].summary
+        );
+        assert!(
+            !f[0]
+                .evidence
+                .iter()
+                .any(|e| e.contains("cuts thread names")),
+            "{:#?}",
+            f[0].evidence
+        );
+        // A 63-byte macOS name may have been cut.
+        let long = |i: usize| format!("{}[{i}]", "x".repeat(59));
+        let mut snap = with_threads(&(10..26).map(long).collect::<Vec<_>>());
+        snap.host.os = "macos".into();
+        let f = check(&snap, &Config::default());
+        assert!(f[0]
+            .evidence
+            .iter()
+            .any(|e| e.contains("cuts thread names to 63 bytes")));
     }
 
     #[test]

@@ -53,14 +53,19 @@ pub fn collect_options(args: &CollectArgs) -> Result<CollectOptions, AppError> {
     Ok(opts)
 }
 
-/// One semaphore name per line, with or without the leading `/`; blank
-/// lines and `#` comments are skipped; other bytes are kept as they are.
+/// One semaphore name per line; blank lines and `#` comments are skipped;
+/// other bytes are kept as they are. macOS stores names byte for byte
+/// (`/foo` and `foo` are two semaphores), so a name given without its
+/// leading `/` is probed both ways.
 pub fn parse_probe_names(bytes: &[u8]) -> Vec<RawName> {
     let mut names: Vec<RawName> = bytes
         .split(|b| *b == b'\n')
         .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
         .filter(|line| !line.is_empty() && !line.starts_with(b"#"))
-        .map(|line| RawName::from(line.strip_prefix(b"/").unwrap_or(line)))
+        .flat_map(|line| {
+            let slashed = (!line.starts_with(b"/")).then(|| [b"/".as_slice(), line].concat());
+            std::iter::once(RawName::from(line)).chain(slashed.map(RawName))
+        })
         .collect();
     names.sort();
     names.dedup();
@@ -106,10 +111,14 @@ mod tests {
         assert_eq!(
             names,
             vec![
+                RawName::from("/loky-1-x"),
+                RawName::from("/mp-ab12cd34"),
+                RawName(vec![b'/', 0xff]),
                 RawName::from("loky-1-x"),
                 RawName::from("mp-ab12cd34"),
-                RawName(vec![0xff])
-            ]
+                RawName(vec![0xff]),
+            ],
+            "a name without its slash is probed both ways; one with it, exactly"
         );
     }
 }

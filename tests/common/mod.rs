@@ -64,6 +64,16 @@ pub fn findings<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// A finding's `pids`.
+pub fn pids_of(f: &Value) -> Vec<i32> {
+    f["pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_i64().unwrap() as i32)
+        .collect()
+}
+
 pub fn inventory_semaphore<'a>(report: &'a Value, name: &str) -> Option<&'a Value> {
     report["inventory"]["semaphores"]
         .as_array()?

@@ -28,6 +28,8 @@ pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
     let host = host_facts(proc_root);
     let limits = Limits {
         pid_max: read_trimmed(&proc_root.join("sys/kernel/pid_max")).and_then(|s| s.parse().ok()),
+        max_map_count: read_trimmed(&proc_root.join("sys/vm/max_map_count"))
+            .and_then(|s| s.parse().ok()),
         ..Limits::default()
     };
 

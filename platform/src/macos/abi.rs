@@ -1,10 +1,11 @@
 //! The libproc structures of XNU's `bsd/sys/proc_info.h`, laid out by hand.
 //!
-//! `libc` has the functions and the `PROX_FDTYPE_*` constants but not the
-//! per-fd structures (and its `proc_bsdshortinfo` ends in an 8-byte field
-//! where XNU has a `uint32_t`). They live here, outside any
-//! `#[cfg(target_os)]`, so their size and alignment tests run on every OS.
-//! Sizes are those of LP64 macOS (x86_64 and arm64 agree).
+//! `libc` has the functions, the `PROX_FDTYPE_*` constants and some of the
+//! per-process structures (`proc_bsdinfo`, `proc_bsdshortinfo`, …), but
+//! only when building for Apple targets, and none of the per-fd ones
+//! (`psem_fdinfo`, `pipe_fdinfo`, `socket_fdinfo`). All of them live here,
+//! outside any `#[cfg(target_os)]`, so their size and alignment tests run
+//! on every OS. Sizes are those of LP64 macOS (x86_64 and arm64 agree).
 
 #![allow(non_camel_case_types)]
 
@@ -22,6 +23,12 @@ pub const PROC_PIDTASKINFO: i32 = 4;
 pub const PROC_PIDTHREADINFO: i32 = 5;
 pub const PROC_PIDLISTTHREADS: i32 = 6;
 pub const PROC_PIDT_SHORTBSDINFO: i32 = 13;
+/// `PROC_PIDTHREADINFO` keyed by the unique thread id instead of
+/// `cthread_self` (`sys/proc_info.h`).
+pub const PROC_PIDTHREADID64INFO: i32 = 15;
+/// `PROC_PIDLISTTHREADS` listing unique thread ids (`proc_info_private.h`,
+/// present since at least xnu-6153, macOS 10.15).
+pub const PROC_PIDLISTTHREADIDS: i32 = 28;
 
 // proc_pidfdinfo flavors.
 pub const PROC_PIDFDSOCKETINFO: i32 = 3;
@@ -33,8 +40,29 @@ pub const PROX_FDTYPE_SOCKET: u32 = 2;
 pub const PROX_FDTYPE_PSEM: u32 = 4;
 pub const PROX_FDTYPE_PIPE: u32 = 6;
 
-/// `p_stat` value of a zombie (`SZOMB` in `sys/proc.h`).
+// `p_stat` values (`sys/proc.h`). XNU sets SIDL, SRUN, SSTOP and SZOMB;
+// nothing assigns SSLEEP, so a live process is SRUN whether it runs or not.
+pub const SIDL: u32 = 1;
+pub const SRUN: u32 = 2;
+pub const SSLEEP: u32 = 3;
+pub const SSTOP: u32 = 4;
 pub const SZOMB: u32 = 5;
+/// `soi_state` bit: the connection to the peer is gone (`SOI_S_ISDISCONNECTED`).
+pub const SOI_S_ISDISCONNECTED: i16 = 0x2000;
+/// Socket types (`sys/socket.h`; the same numbers as Linux).
+pub const SOCK_STREAM: i32 = 1;
+pub const SOCK_DGRAM: i32 = 2;
+pub const SOCK_SEQPACKET: i32 = 5;
+/// `ECONNRESET` on Darwin (`sys/errno.h`; Linux's is 104): what `unp_drop`
+/// leaves in `so_error` of a datagram socket whose peer was closed.
+pub const ECONNRESET_XNU: u16 = 54;
+/// Pipe buffers start at `PIPE_SIZE` and grow on demand up to
+/// `BIG_PIPE_SIZE` (`sys/pipe.h`; `choose_pipespace` in `sys_pipe.c`).
+pub const PIPE_SIZE: u64 = 16 * 1024;
+pub const BIG_PIPE_SIZE: u64 = 64 * 1024;
+/// `PSEMNAMLEN` (`posix_sem.c`): semaphore names are at most 31 bytes
+/// including the NUL terminator, and are stored and compared byte for byte.
+pub const PSEMNAMLEN: usize = 31;
 /// `socket_info.soi_kind` of a Unix-domain socket.
 pub const SOCKINFO_UN: i32 = 3;
 /// Kernel open flags in `proc_fileinfo.fi_openflags` (`sys/fcntl.h`).
@@ -161,10 +189,12 @@ pub struct vinfo_stat {
     pub vst_ctimensec: i64,
     pub vst_birthtime: i64,
     pub vst_birthtimensec: i64,
-    /// Pipes: bytes queued in this end's buffer.
+    /// Pipes: bytes queued in this end's buffer (for the write end, in the
+    /// read end's). Semaphores: the open count.
     pub vst_size: i64,
     pub vst_blocks: i64,
-    /// Pipes: this end's buffer size.
+    /// Pipes: `MAX(PIPE_SIZE, current buffer size)`, never the 64 KiB the
+    /// buffer may still grow to (`fill_pipeinfo` in `sys_pipe.c`).
     pub vst_blksize: i32,
     pub vst_flags: u32,
     pub vst_gen: u32,
@@ -209,9 +239,12 @@ pub struct pipe_fdinfo {
 pub struct sockbuf_info {
     /// Bytes in the buffer.
     pub sbi_cc: u32,
-    /// High-water mark (SO_RCVBUF / SO_SNDBUF).
+    /// High-water mark (SO_RCVBUF / SO_SNDBUF). For the send buffer of a
+    /// connected Unix socket it shrinks by what the peer has queued.
     pub sbi_hiwat: u32,
-    /// mbuf bytes in use and their maximum.
+    /// mbuf bytes in use and their budget (`sb_efficiency` × hiwat). The
+    /// budget of a Unix socket's send buffer shrinks likewise, unclamped:
+    /// it can wrap below zero (`uipc_send` in `uipc_usrreq.c`).
     pub sbi_mbcnt: u32,
     pub sbi_mbmax: u32,
     pub sbi_lowat: u32,
@@ -224,9 +257,12 @@ pub struct sockbuf_info {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct un_sockinfo_head {
-    /// Opaque handle of the connected socket.
+    /// The connected peer's socket handle: the same
+    /// `VM_KERNEL_ADDRHASH` of the same pointer the peer reports as its
+    /// `soi_so` (`fill_socketinfo` in `socket_info.c`); 0 without a peer.
     pub unsi_conn_so: u64,
-    /// Opaque handle of the connected protocol control block.
+    /// The connected peer's pcb handle (the peer's `soi_pcb`); 0 once the
+    /// connection is gone (`unp_disconnect` clears `unp_conn`).
     pub unsi_conn_pcb: u64,
 }
 

@@ -8,11 +8,13 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::abi::{self, proc_fdinfo, SZOMB};
-use super::ffi;
+use std::collections::BTreeSet;
+
+use super::abi::{self, proc_fdinfo};
+use super::ffi::{self, ProcArgs2};
 use super::parse::{
     self as parse, c_bytes, pipe_id, pipe_sample, psem_name, self_pipes, self_socketpairs,
-    snapshot_open_flags, socket_sample, PipeEnd, UnixSocket,
+    snapshot_open_flags, socket_sample, state_letter, unix_peer, PipeEnd, UnixSocket,
 };
 use crate::error::CollectError;
 use crate::model::SNAPSHOT_FORMAT;
@@ -41,6 +43,7 @@ pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
         .unwrap_or(0);
     let host = host_facts();
     let limits = Limits {
+        // A `long` (8 bytes) in posix_sem.c; parse_sysctl_uint takes both widths.
         sem_max: ffi::sysctl_by_name("kern.posix.sem.max")
             .as_deref()
             .and_then(parse::parse_sysctl_uint),
@@ -48,6 +51,7 @@ pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
         pid_max: ffi::sysctl_by_name("kern.maxproc")
             .as_deref()
             .and_then(parse::parse_sysctl_uint),
+        ..Limits::default()
     };
     let pids = ffi::list_all_pids().map_err(|e| CollectError::io("proc_listallpids", e))?;
     let arg_max = ffi::sysctl_by_name("kern.argmax")
@@ -59,6 +63,7 @@ pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
     let mut processes = Vec::with_capacity(outcomes.len());
     let mut visibility = Visibility::default();
     let mut candidates = Vec::new();
+    let mut unknown_cmdlines = 0usize;
     for o in outcomes {
         match o {
             Outcome::Gone => {}
@@ -71,7 +76,9 @@ pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
                 process,
                 skip_reason,
                 channels,
+                cmdline_unknown,
             } => {
+                unknown_cmdlines += usize::from(cmdline_unknown);
                 if let Some(reason) = skip_reason {
                     visibility.skipped.push(SkippedProcess {
                         pid: process.pid,
@@ -89,6 +96,12 @@ pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
     visibility.processes_total = processes.len();
     visibility.processes_inspected = processes.iter().filter(|p| p.inspected).count();
     visibility.notes.push(UNLISTABLE_NOTE.to_string());
+    if unknown_cmdlines > 0 {
+        visibility.notes.push(format!(
+            "the command lines of {unknown_cmdlines} process(es) are unknown: they did not fit \
+             kern.argmax or changed while being read (KERN_PROCARGS2)"
+        ));
+    }
     visibility.skipped.sort_by_key(|s| s.pid);
 
     let channels = if opts.sample_window.is_zero() {
@@ -96,7 +109,7 @@ pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
     } else {
         sample_channels(candidates, opts.sample_window, started)
     };
-    let probed_semaphores = probe(&opts.probe_names, &mut visibility);
+    let probed_semaphores = probe(&processes, &opts.probe_names, &mut visibility);
 
     Ok(Snapshot {
         format: SNAPSHOT_FORMAT,
@@ -151,6 +164,8 @@ enum Outcome {
         process: Box<Process>,
         skip_reason: Option<String>,
         channels: Vec<Candidate>,
+        /// `KERN_PROCARGS2` was readable but not whole.
+        cmdline_unknown: bool,
     },
 }
 
@@ -180,18 +195,6 @@ pub(super) fn start_ticks(start_ms: u64, boot_secs: u64) -> u64 {
     (start_ms.saturating_sub(boot_secs * 1000)) * CLOCK_TICKS / 1000
 }
 
-pub(super) fn state_letter(status: u32) -> char {
-    // p_stat values from XNU sys/proc.h.
-    match status {
-        1 => 'I', // SIDL: being created
-        2 => 'R', // SRUN
-        3 => 'S', // SSLEEP
-        4 => 'T', // SSTOP
-        SZOMB => 'Z',
-        _ => '?',
-    }
-}
-
 fn denied_reason(what: &str, err: &std::io::Error) -> String {
     match err.raw_os_error() {
         Some(libc::EPERM) | Some(libc::EACCES) => format!(
@@ -219,12 +222,22 @@ fn collect_process(pid: i32, host: &Host, arg_max: usize, started: Instant) -> O
         ppid: short.pbsi_ppid as i32,
         pgrp,
         session: ffi::session_of(pid).unwrap_or(pgrp),
-        state: state_letter(short.pbsi_status),
+        state: state_letter(short.pbsi_status, None),
         uid: Some(short.pbsi_uid),
         comm: RawName::from(c_bytes(&short.pbsi_comm)),
         threads: 1,
         ..Process::default()
     };
+    // arg 1 again: a zombie keeps its start time, as on Linux, which dates
+    // it ("zombie for at most …") and spares a just-exited child.
+    if let Ok(bsd) = ffi::pid_info::<abi::proc_bsdinfo>(pid, abi::PROC_PIDTBSDINFO, 1) {
+        if let Some(start_ms) = parse::start_time_ms(&bsd) {
+            p.start_time_ms = Some(start_ms);
+            if let Some(boot) = host.boot_time {
+                p.start_ticks = start_ticks(start_ms, boot);
+            }
+        }
+    }
     if p.is_zombie() {
         // A zombie has no memory and no descriptors left: nothing to hide.
         p.threads = 0;
@@ -233,22 +246,24 @@ fn collect_process(pid: i32, host: &Host, arg_max: usize, started: Instant) -> O
             process: Box::new(p),
             skip_reason: None,
             channels: Vec::new(),
+            cmdline_unknown: false,
         };
     }
-    if let Ok(bsd) = ffi::pid_info::<abi::proc_bsdinfo>(pid, abi::PROC_PIDTBSDINFO, 0) {
-        let start_ms = bsd.pbi_start_tvsec * 1000 + bsd.pbi_start_tvusec / 1000;
-        p.start_time_ms = Some(start_ms);
-        if let Some(boot) = host.boot_time {
-            p.start_ticks = start_ticks(start_ms, boot);
+    let cmdline_unknown = match ffi::procargs2(pid, arg_max) {
+        ProcArgs2::Whole(buf) => {
+            if let Some(args) = parse::parse_procargs2(&buf) {
+                p.cmdline = args.argv;
+            }
+            false
         }
-    }
-    if let Some(args) = ffi::procargs2(pid, arg_max).and_then(|b| parse::parse_procargs2(&b)) {
-        p.cmdline = args.argv;
-    }
+        ProcArgs2::Unknown => true,
+        ProcArgs2::Denied => false,
+    };
     if let Ok(task) = ffi::pid_info::<abi::proc_taskinfo>(pid, abi::PROC_PIDTASKINFO, 0) {
+        p.state = state_letter(short.pbsi_status, Some(task.pti_numrunning));
         p.threads = task.pti_threadnum.max(0) as u32;
         if p.threads > 1 {
-            p.thread_names = thread_names(pid);
+            p.thread_names = thread_names(pid, p.threads as usize);
         }
     }
     let fds = match ffi::list_fds(pid) {
@@ -259,6 +274,7 @@ fn collect_process(pid: i32, host: &Host, arg_max: usize, started: Instant) -> O
                 process: Box::new(p),
                 skip_reason: Some(denied_reason("the process's descriptors", &e)),
                 channels: Vec::new(),
+                cmdline_unknown,
             }
         }
     };
@@ -268,18 +284,19 @@ fn collect_process(pid: i32, host: &Host, arg_max: usize, started: Instant) -> O
         process: Box::new(p),
         skip_reason: None,
         channels,
+        cmdline_unknown,
     }
 }
 
-fn thread_names(pid: i32) -> Vec<RawName> {
-    let Ok(ids) = ffi::list_threads(pid) else {
+/// The names of a process's threads (`pth_name`, up to 63 bytes), for at
+/// most [`MAX_THREAD_NAMES`] threads.
+fn thread_names(pid: i32, expected: usize) -> Vec<RawName> {
+    let Ok((list, flavor)) = ffi::list_threads(pid, expected, MAX_THREAD_NAMES) else {
         return Vec::new();
     };
-    ids.iter()
-        .take(MAX_THREAD_NAMES)
-        .filter_map(|&tid| {
-            ffi::pid_info::<abi::proc_threadinfo>(pid, abi::PROC_PIDTHREADINFO, tid).ok()
-        })
+    list.ids
+        .iter()
+        .filter_map(|&id| ffi::pid_info::<abi::proc_threadinfo>(pid, flavor, id).ok())
         .map(|t| RawName::from(c_bytes(&t.pth_name)))
         .collect()
 }
@@ -318,6 +335,18 @@ fn read_descriptors(p: &mut Process, fds: &[proc_fdinfo], started: Instant) -> V
                     ffi::fd_info::<abi::socket_fdinfo>(p.pid, fd.proc_fd, abi::PROC_PIDFDSOCKETINFO)
                 {
                     let unix = info.psi.soi_family == libc::AF_UNIX;
+                    let peer = info
+                        .psi
+                        .un_head()
+                        .map(|head| {
+                            unix_peer(
+                                &head,
+                                info.psi.soi_type,
+                                info.psi.soi_state,
+                                info.psi.soi_error,
+                            )
+                        })
+                        .unwrap_or_default();
                     p.fds.push(Fd {
                         fd: fd.proc_fd,
                         kind: if unix {
@@ -325,11 +354,11 @@ fn read_descriptors(p: &mut Process, fds: &[proc_fdinfo], started: Instant) -> V
                         } else {
                             FdKind::Socket
                         },
+                        // The socket handle: what a peer's unsi_conn_so names.
                         inode: info.psi.soi_so,
                         flags: Some(snapshot_open_flags(info.pfi.fi_openflags)),
-                        // libproc names the peer by pcb, not by socket id.
-                        peer_inode: None,
-                        peer_closed: false,
+                        peer_inode: peer.peer,
+                        peer_closed: peer.closed,
                     });
                     if let Some(sock) = unix_socket(fd.proc_fd, &info) {
                         unix_socks.push(sock);
@@ -369,7 +398,7 @@ fn pipe_end(fd: i32, info: &abi::pipe_fdinfo) -> PipeEnd {
         peer: info.pipeinfo.pipe_peerhandle,
         openflags: info.pfi.fi_openflags,
         queued: info.pipeinfo.pipe_stat.vst_size.max(0) as u64,
-        capacity: info.pipeinfo.pipe_stat.vst_blksize.max(0) as u64,
+        blksize: info.pipeinfo.pipe_stat.vst_blksize.max(0) as u64,
     }
 }
 
@@ -462,25 +491,39 @@ fn sample_channels(
     out
 }
 
-/// `sem_open(name, 0)` then `sem_close`: does the semaphore exist? Opening
-/// takes a reference only for an instant and creates nothing.
-fn probe(names: &[RawName], visibility: &mut Visibility) -> Vec<ProbedSemaphore> {
-    let mut out = Vec::new();
+/// `sem_open(name, 0)` then `sem_close` for every distinct name a process
+/// holds and every name asked for, byte for byte as given (the kernel
+/// stores names exactly, `/foo` and `foo` being two semaphores). Opening
+/// takes a reference only for an instant and creates nothing. A held name
+/// that no longer exists was unlinked: its holders keep the semaphore, but
+/// it no longer counts against `kern.posix.sem.max` (which counts names).
+fn probe(
+    processes: &[Process],
+    asked: &[RawName],
+    visibility: &mut Visibility,
+) -> Vec<ProbedSemaphore> {
+    let names: BTreeSet<&RawName> = processes
+        .iter()
+        .flat_map(|p| p.psem_names.iter())
+        .chain(asked)
+        .collect();
+    let mut out = Vec::with_capacity(names.len());
+    let mut failed: Vec<String> = Vec::new();
     for name in names {
-        match ffi::sem_exists(&parse::sem_open_name(name)) {
+        match ffi::sem_exists(name.as_bytes()) {
             Ok(exists) => out.push(ProbedSemaphore {
-                name: RawName::from(
-                    name.as_bytes()
-                        .strip_prefix(b"/")
-                        .unwrap_or(name.as_bytes()),
-                ),
+                name: name.clone(),
                 exists,
             }),
-            Err(e) => visibility.notes.push(format!(
-                "could not probe semaphore {}: {e}",
-                name.to_lossy()
-            )),
+            Err(e) => failed.push(format!("{}: {e}", name.to_lossy())),
         }
+    }
+    if let Some(first) = failed.first() {
+        // A sandbox refusing sem_open fails every probe: one note, not thousands.
+        visibility.notes.push(format!(
+            "could not probe {} semaphore name(s) with sem_open (first: {first}); held ones are counted as named",
+            failed.len()
+        ));
     }
     out
 }

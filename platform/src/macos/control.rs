@@ -6,8 +6,9 @@ use std::io;
 use std::path::Path;
 
 use super::abi;
-use super::collect::{boot_time, start_ticks, state_letter};
+use super::collect::{boot_time, start_ticks};
 use super::ffi;
+use super::parse::{start_time_ms, state_letter};
 use crate::control_types::{
     outcome_of_send, refuse_special_pid, refuse_unless_same, ProcIdentity, Signal, SignalOutcome,
 };
@@ -21,16 +22,15 @@ pub fn identity(_proc_root: &Path, pid: i32) -> io::Result<Option<ProcIdentity>>
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let state = state_letter(short.pbsi_status);
-    // As in the collector: zombies have no start time (0).
+    // Only "exited or not" matters here, not the run state.
+    let state = state_letter(short.pbsi_status, None);
+    // As in the collector: arg 1 answers for zombies too, so a zombie's
+    // start time matches the one recorded when it was collected.
     let ticks = match (
-        ffi::pid_info::<abi::proc_bsdinfo>(pid, abi::PROC_PIDTBSDINFO, 0),
+        ffi::pid_info::<abi::proc_bsdinfo>(pid, abi::PROC_PIDTBSDINFO, 1),
         boot_time(),
     ) {
-        (Ok(bsd), Some(boot)) if state != 'Z' => start_ticks(
-            bsd.pbi_start_tvsec * 1000 + bsd.pbi_start_tvusec / 1000,
-            boot,
-        ),
+        (Ok(bsd), Some(boot)) => start_time_ms(&bsd).map_or(0, |ms| start_ticks(ms, boot)),
         _ => 0,
     };
     Ok(Some(ProcIdentity {

@@ -7,10 +7,25 @@ use std::ptr;
 
 use libc::{c_int, c_void};
 
-use super::abi::{proc_fdinfo, Pod, PROC_PIDLISTFDS, PROC_PIDLISTTHREADS};
+use super::abi::{
+    proc_fdinfo, Pod, PROC_PIDLISTFDS, PROC_PIDLISTTHREADIDS, PROC_PIDLISTTHREADS,
+    PROC_PIDTHREADID64INFO, PROC_PIDTHREADINFO,
+};
+use super::libproc::{self, IdList};
 
 fn last_error() -> io::Error {
     io::Error::last_os_error()
+}
+
+fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Set errno to 0, so that a libproc 0 can be told from a failure.
+fn clear_errno() {
+    // SAFETY: __error returns the calling thread's errno location, valid
+    // for writes for the thread's lifetime.
+    unsafe { *libc::__error() = 0 };
 }
 
 /// A sysctl by name, as raw bytes; `None` when it does not exist or fails.
@@ -50,29 +65,61 @@ pub fn sysctl_by_name(name: &str) -> Option<Vec<u8>> {
     Some(buf)
 }
 
-/// `KERN_PROCARGS2` of a process; `None` for other users' processes
-/// (without root) and for processes that went away.
-pub fn procargs2(pid: i32, arg_max: usize) -> Option<Vec<u8>> {
+/// `sysctl({CTL_KERN, KERN_PROCARGS2, pid})` into `buf`, or with a null
+/// buffer the size it needs: the byte count, or `None` when the process is
+/// another user's (without root) or went away (EINVAL for both).
+fn procargs2_call(pid: i32, buf: Option<&mut [u8]>) -> Option<usize> {
     let mut mib: [c_int; 3] = [libc::CTL_KERN, libc::KERN_PROCARGS2, pid];
-    let mut buf = vec![0u8; arg_max.max(4096)];
-    let mut len: libc::size_t = buf.len();
-    // SAFETY: a 3-element MIB; `buf` is writable for `len` bytes and the
-    // kernel writes at most that and stores the count in `len`.
+    let (ptr, mut len) = match buf {
+        Some(b) => (b.as_mut_ptr().cast::<c_void>(), b.len()),
+        None => (ptr::null_mut(), 0),
+    };
+    // SAFETY: a 3-element MIB; `ptr` is null (size query) or writable for
+    // `len` bytes, and the kernel writes at most `len` bytes and stores
+    // the count in `len`.
     let rc = unsafe {
         libc::sysctl(
             mib.as_mut_ptr(),
             mib.len() as libc::c_uint,
-            buf.as_mut_ptr().cast::<c_void>(),
+            ptr,
             &mut len,
             ptr::null_mut(),
             0,
         )
     };
-    if rc != 0 {
-        return None;
+    (rc == 0).then_some(len)
+}
+
+/// What reading a process's `KERN_PROCARGS2` gave.
+pub enum ProcArgs2 {
+    /// The whole string area.
+    Whole(Vec<u8>),
+    /// Readable, but it does not fit ARG_MAX or changed between the size
+    /// query and the read: the command line is unknown.
+    Unknown,
+    /// Not readable (another user's process, or gone).
+    Denied,
+}
+
+/// `KERN_PROCARGS2`, sized by a query first (a buffer per process of just
+/// what it needs, not ARG_MAX), and checked whole: a short buffer would be
+/// answered with the tail of the string area.
+pub fn procargs2(pid: i32, arg_max: usize) -> ProcArgs2 {
+    let Some(need) = procargs2_call(pid, None) else {
+        return ProcArgs2::Denied;
+    };
+    let Some(len) = libproc::procargs_buffer_len(need, arg_max) else {
+        return ProcArgs2::Unknown;
+    };
+    let mut buf = vec![0u8; len];
+    match procargs2_call(pid, Some(&mut buf)) {
+        Some(n) if libproc::procargs_whole(n, len) => {
+            buf.truncate(n);
+            ProcArgs2::Whole(buf)
+        }
+        Some(_) => ProcArgs2::Unknown,
+        None => ProcArgs2::Denied,
     }
-    buf.truncate(len);
-    Some(buf)
 }
 
 pub fn effective_uid() -> u32 {
@@ -87,24 +134,22 @@ pub fn session_of(pid: i32) -> Option<i32> {
 }
 
 /// Every pid; the list is retried larger while it fills the buffer, since
-/// processes appear between the calls.
+/// processes appear between the calls. libproc returns 0 on failure, never
+/// a negative number, so 0 is an error here.
 pub fn list_all_pids() -> io::Result<Vec<i32>> {
-    // SAFETY: a null buffer of size 0 asks only for the current count.
+    clear_errno();
+    // SAFETY: a null buffer of size 0 asks only for the count to allow for.
     let estimate = unsafe { libc::proc_listallpids(ptr::null_mut(), 0) };
-    if estimate < 0 {
-        return Err(last_error());
-    }
-    let mut cap = estimate as usize + 256;
+    let estimate = libproc::nonzero_answer(estimate, errno(), "proc_listallpids")?;
+    let mut cap = estimate + 256;
     loop {
         let mut pids = vec![0i32; cap];
         let bytes = (cap * size_of::<i32>()) as c_int;
+        clear_errno();
         // SAFETY: `pids` is writable for `bytes` bytes; the call returns the
         // number of pids it wrote, never more than fit.
         let n = unsafe { libc::proc_listallpids(pids.as_mut_ptr().cast::<c_void>(), bytes) };
-        if n < 0 {
-            return Err(last_error());
-        }
-        let n = n as usize;
+        let n = libproc::nonzero_answer(n, errno(), "proc_listallpids")?;
         if n < cap {
             pids.truncate(n);
             pids.retain(|&p| p > 0);
@@ -119,13 +164,15 @@ pub fn list_all_pids() -> io::Result<Vec<i32>> {
 pub fn pid_info<T: Pod>(pid: i32, flavor: c_int, arg: u64) -> io::Result<T> {
     let mut out = T::zeroed();
     let size = size_of::<T>() as c_int;
+    clear_errno();
     // SAFETY: `out` is a valid, writable T of `size` bytes; the kernel
     // writes at most `size` bytes, and any bytes are a valid T (Pod).
     let n = unsafe { libc::proc_pidinfo(pid, flavor, arg, (&mut out as *mut T).cast(), size) };
     if n == size {
         Ok(out)
     } else if n <= 0 {
-        Err(last_error())
+        // A structure flavor never answers 0 bytes on success.
+        Err(libproc::os_error(errno(), "proc_pidinfo answered 0 bytes"))
     } else {
         Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -138,12 +185,17 @@ pub fn pid_info<T: Pod>(pid: i32, flavor: c_int, arg: u64) -> io::Result<T> {
 pub fn fd_info<T: Pod>(pid: i32, fd: i32, flavor: c_int) -> io::Result<T> {
     let mut out = T::zeroed();
     let size = size_of::<T>() as c_int;
+    clear_errno();
     // SAFETY: as in `pid_info`: a writable Pod buffer of `size` bytes.
     let n = unsafe { libc::proc_pidfdinfo(pid, fd, flavor, (&mut out as *mut T).cast(), size) };
     if n == size {
         Ok(out)
     } else if n <= 0 {
-        Err(last_error())
+        // A structure flavor never answers 0 bytes on success.
+        Err(libproc::os_error(
+            errno(),
+            "proc_pidfdinfo answered 0 bytes",
+        ))
     } else {
         Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -152,36 +204,49 @@ pub fn fd_info<T: Pod>(pid: i32, fd: i32, flavor: c_int) -> io::Result<T> {
     }
 }
 
-/// A list-returning `proc_pidinfo` flavor: ask for the size, add room for
-/// growth, read, keep what was written.
-fn pid_info_list<T: Pod>(pid: i32, flavor: c_int) -> io::Result<Vec<T>> {
-    // SAFETY: a null buffer of size 0 asks only for the bytes needed.
-    let need = unsafe { libc::proc_pidinfo(pid, flavor, 0, ptr::null_mut(), 0) };
-    // Success always reports room (XNU adds slack for new descriptors), so
-    // zero is a failure with errno set.
-    if need <= 0 {
-        return Err(last_error());
-    }
-    let count = need as usize / size_of::<T>() + 32;
-    let mut items = vec![T::zeroed(); count];
-    let bytes = (count * size_of::<T>()) as c_int;
+/// A list flavor of `proc_pidinfo` read into `items`: how many were
+/// written. errno is cleared first, so an empty list (0 bytes, errno 0)
+/// is told from a failure (0 bytes, errno set).
+fn pid_info_into<T: Pod>(pid: i32, flavor: c_int, items: &mut [T]) -> io::Result<usize> {
+    let bytes = std::mem::size_of_val(items).min(c_int::MAX as usize) as c_int;
+    clear_errno();
     // SAFETY: `items` is writable for `bytes` bytes of Pod values; the
     // kernel returns how many bytes it wrote, at most `bytes`.
     let n = unsafe { libc::proc_pidinfo(pid, flavor, 0, items.as_mut_ptr().cast(), bytes) };
-    if n <= 0 {
-        return Err(last_error());
-    }
-    items.truncate(n as usize / size_of::<T>());
+    Ok(libproc::list_bytes(n, errno())? / size_of::<T>())
+}
+
+/// The open descriptors. The size query answers `(nfiles + 20)` entries
+/// (never 0 on success); the read may then legitimately be empty.
+pub fn list_fds(pid: i32) -> io::Result<Vec<proc_fdinfo>> {
+    clear_errno();
+    // SAFETY: a null buffer of size 0 asks only for the bytes needed.
+    let need = unsafe { libc::proc_pidinfo(pid, PROC_PIDLISTFDS, 0, ptr::null_mut(), 0) };
+    let need = libproc::nonzero_answer(need, errno(), "proc_pidinfo(PROC_PIDLISTFDS)")?;
+    let mut items = vec![proc_fdinfo::zeroed(); need / size_of::<proc_fdinfo>() + 32];
+    let n = pid_info_into(pid, PROC_PIDLISTFDS, &mut items)?;
+    items.truncate(n);
     Ok(items)
 }
 
-pub fn list_fds(pid: i32) -> io::Result<Vec<proc_fdinfo>> {
-    pid_info_list(pid, PROC_PIDLISTFDS)
-}
-
-/// Thread handles, for `PROC_PIDTHREADINFO`.
-pub fn list_threads(pid: i32) -> io::Result<Vec<u64>> {
-    pid_info_list(pid, PROC_PIDLISTTHREADS)
+/// Thread handles and the `proc_pidinfo` flavor that reads one thread by
+/// such a handle. Unique thread ids where the kernel lists them
+/// (`PROC_PIDLISTTHREADIDS`), else `cthread_self` handles; sized from the
+/// expected count (neither list has a size query), grown while full,
+/// capped at `cap`.
+pub fn list_threads(pid: i32, expected: usize, cap: usize) -> io::Result<(IdList, c_int)> {
+    match libproc::read_id_list(expected, cap, |b| {
+        pid_info_into(pid, PROC_PIDLISTTHREADIDS, b)
+    }) {
+        Ok(list) => Ok((list, PROC_PIDTHREADID64INFO)),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            let list = libproc::read_id_list(expected, cap, |b| {
+                pid_info_into(pid, PROC_PIDLISTTHREADS, b)
+            })?;
+            Ok((list, PROC_PIDTHREADINFO))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Does a named semaphore exist? `Ok(false)` only for ENOENT; EACCES means
