@@ -6,6 +6,7 @@
 //! Namespaces are made with `unshare` (private pid and mount namespaces,
 //! their own `/proc`); where that is impossible (no root, no unshare) the
 //! test says so loudly and skips. Nothing here touches the real `/dev/shm`.
+#![cfg(target_os = "linux")]
 
 mod common;
 

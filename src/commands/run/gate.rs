@@ -65,10 +65,14 @@ pub(super) struct Gate<'a> {
 pub(super) struct Observation {
     psem_new: Vec<semleak_platform::RawName>,
     cmdlines: Vec<(i32, String)>,
-    /// New semaphores: key, a descendant seen holding it, someone else seen holding it.
-    sems: Vec<((u64, u64), Option<(i32, String)>, bool)>,
+    /// New semaphores and who was seen holding them.
+    sems: Vec<SemSighting>,
     findings: Vec<Finding>,
 }
+
+/// A new semaphore (device, inode), a descendant seen holding it (pid,
+/// label), and whether anyone else was.
+type SemSighting = ((u64, u64), Option<(i32, String)>, bool);
 
 /// What [`observe`] needs, shared with the sampler thread.
 #[derive(Clone)]
