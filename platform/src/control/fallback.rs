@@ -136,6 +136,9 @@ impl ShmDir {
     pub fn open(_path: &Path) -> io::Result<ShmDir> {
         Err(unsupported("cleanup"))
     }
+    pub fn resolve(path: &Path) -> io::Result<std::path::PathBuf> {
+        std::fs::canonicalize(path)
+    }
     pub fn unlink_semaphore(
         &self,
         _file_name: &[u8],
