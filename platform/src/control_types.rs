@@ -120,20 +120,43 @@ pub fn refuse_unless_same(
     }
 }
 
-/// The outcome of a signal system call that returned `rc`, read with errno.
-pub fn outcome_of_send(rc: i64) -> SignalOutcome {
-    if rc == 0 {
-        return SignalOutcome::Sent;
+/// The one "signal only if it is still the planned process" sequence, for
+/// every OS:
+///
+/// 1. refuse pid 0, 1 and process groups;
+/// 2. `pin` the process: a handle through which only this process can be
+///    reached from now on (Linux: its `/proc/PID` directory, which
+///    `pidfd_send_signal` accepts), or the bare pid where the OS has none;
+///    `Ok(None)` when there is no such process;
+/// 3. read its identity through that handle and compare the start time
+///    with the plan (a zombie is not signalled);
+/// 4. send through the same handle; ESRCH means it has gone meanwhile.
+pub fn signal_checked<H>(
+    pid: i32,
+    start_ticks: u64,
+    pin: impl FnOnce(i32) -> io::Result<Option<H>>,
+    identity: impl FnOnce(&H) -> io::Result<Option<ProcIdentity>>,
+    send: impl FnOnce(&H) -> io::Result<()>,
+) -> SignalOutcome {
+    if let Some(refused) = refuse_special_pid(pid) {
+        return refused;
     }
-    let e = io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::ESRCH) {
-        SignalOutcome::Gone
-    } else {
-        SignalOutcome::Failed(e)
+    let handle = match pin(pid) {
+        Ok(Some(h)) => h,
+        Ok(None) => return SignalOutcome::Gone,
+        Err(e) => return SignalOutcome::Failed(e),
+    };
+    if let Some(refused) = refuse_unless_same(identity(&handle), start_ticks) {
+        return refused;
+    }
+    match send(&handle) {
+        Ok(()) => SignalOutcome::Sent,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => SignalOutcome::Gone,
+        Err(e) => SignalOutcome::Failed(e),
     }
 }
 
-/// What [`signal_same_process`] did.
+/// What [`signal_checked`] did.
 #[derive(Debug)]
 pub enum SignalOutcome {
     Sent,
@@ -145,7 +168,25 @@ pub enum SignalOutcome {
     Reused {
         start_ticks: u64,
     },
+    /// Not sent: no permission (EPERM), a proc root this namespace cannot
+    /// reach, or another error. The process may still be running.
     Failed(io::Error),
+}
+
+/// The pid namespace a proc root shows, relative to semleak's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PidNamespace {
+    /// semleak's own (or not a live procfs at all: a fixture tree).
+    Own,
+    /// Another one: the pid numbers there are not this namespace's.
+    Other {
+        /// Its id (the inode of `pid:[ID]`), when it could be read.
+        id: Option<u64>,
+        /// A pid, in semleak's namespace, of a process inside it (for
+        /// `nsenter --target PID --pid`); `None` when none is visible from
+        /// here (not a namespace below this one).
+        enter_via: Option<i32>,
+    },
 }
 
 /// A process's identity and state, from `/proc/PID/stat`.

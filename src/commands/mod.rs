@@ -4,6 +4,7 @@
 
 pub mod analyze;
 pub mod clean;
+pub mod namespace;
 pub mod run;
 pub mod scan;
 pub mod snapshot;

@@ -11,8 +11,10 @@ use crate::report::Report;
 
 pub fn scan(args: &ScanArgs) -> Result<i32, AppError> {
     let suppressor = load_suppressor(&args.suppress)?;
-    let snapshot = collect(&collect_options(&args.collect)?)?;
-    let findings = analyze::analyze(&snapshot, &args.rules.config());
+    let opts = collect_options(&args.collect)?;
+    let snapshot = collect(&opts)?;
+    let mut findings = analyze::analyze(&snapshot, &args.rules.config());
+    super::namespace::mark_foreign_pids(&mut findings, &opts.proc_root);
     let cmdline_of = |pid: i32| {
         snapshot
             .processes

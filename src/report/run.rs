@@ -18,6 +18,13 @@ pub struct RunInfo {
     pub leftovers_terminated: usize,
     pub leftovers_killed: usize,
     pub leftovers_kept: usize,
+    /// Gone before semleak signalled them.
+    #[serde(default)]
+    pub leftovers_exited: usize,
+    /// Could not be signalled (no permission, say): they may still run, and
+    /// the gate fails.
+    #[serde(default)]
+    pub leftovers_not_terminated: usize,
     /// Reparented descendants that exited on their own and were reaped by semleak.
     pub reaped_orphans: usize,
     /// Signals semleak received (and forwarded to the command while it ran).

@@ -268,10 +268,20 @@ pub fn render_run_summary(report: &Report, opts: &TableOptions) -> String {
         "semleak run: `{cmd}` {how} after {:.1}s\n",
         run.command_duration_ms as f64 / 1000.0
     ));
+    if run.samples == 0 {
+        out.push_str(
+            "semleak run: no sample completed while the command ran: only the state before and after it was checked\n",
+        );
+    }
     if run.leftovers > 0 {
         out.push_str(&format!(
-            "semleak run: {} leftover process(es): {} terminated, {} killed, {} kept\n",
-            run.leftovers, run.leftovers_terminated, run.leftovers_killed, run.leftovers_kept
+            "semleak run: {} leftover process(es): {} terminated, {} killed, {} exited on their own, {} kept, {} could not be signalled\n",
+            run.leftovers,
+            run.leftovers_terminated,
+            run.leftovers_killed,
+            run.leftovers_exited,
+            run.leftovers_kept,
+            run.leftovers_not_terminated
         ));
     }
     if report.findings.is_empty() {

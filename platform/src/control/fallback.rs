@@ -27,12 +27,106 @@ pub fn become_subreaper() -> io::Result<SubreaperStatus> {
     )))
 }
 
-/// Wait for one of the blocked signals; the origin is unknown here.
-pub fn wait_signal(set: &libc::sigset_t) -> Option<(libc::c_int, bool)> {
-    let mut sig: libc::c_int = 0;
-    // SAFETY: sigwait writes the signal number to the local `sig`.
-    let rc = unsafe { libc::sigwait(set, &mut sig) };
-    (rc == 0).then_some((sig, false))
+#[cfg(not(target_os = "linux"))]
+pub use posix::*;
+
+/// The supervisor's calls in plain POSIX (the Linux versions use rustix).
+#[cfg(not(target_os = "linux"))]
+mod posix {
+    use std::io;
+
+    use crate::control_types::WaitStatus;
+
+    /// Wait for one of the blocked signals; the origin is unknown here.
+    pub fn wait_signal(set: &libc::sigset_t) -> Option<(libc::c_int, bool)> {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: sigwait writes the signal number to the local `sig`.
+        let rc = unsafe { libc::sigwait(set, &mut sig) };
+        (rc == 0).then_some((sig, false))
+    }
+
+    /// Has a child exited (without reaping it)? `None`: no children at all;
+    /// `Some(false)`: children, none exited (only when not blocking).
+    pub fn wait_exited(block: bool) -> io::Result<Option<bool>> {
+        let mut opts = libc::WEXITED | libc::WNOWAIT;
+        if !block {
+            opts |= libc::WNOHANG;
+        }
+        loop {
+            // SAFETY: an all-zero siginfo_t is valid for waitid to fill.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: waitid writes only to the live `info`.
+            let rc = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, opts) };
+            if rc == 0 {
+                // With WNOHANG and nothing exited, si_pid stays 0.
+                // SAFETY: waitid filled `info`; si_pid is valid for SIGCHLD info.
+                return Ok(Some(unsafe { info.si_pid() } != 0));
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::ECHILD) => return Ok(None),
+                Some(libc::EINTR) => continue,
+                _ => return Err(e),
+            }
+        }
+    }
+
+    /// Reap one exited child without blocking.
+    pub fn reap_nohang() -> io::Result<Option<(i32, WaitStatus)>> {
+        loop {
+            let mut status: libc::c_int = 0;
+            // SAFETY: waitpid writes only to the local `status`.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid > 0 {
+                return Ok(Some((pid, WaitStatus::from_raw(status))));
+            }
+            if pid == 0 {
+                return Ok(None);
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::ECHILD) => return Ok(None),
+                Some(libc::EINTR) => continue,
+                _ => return Err(e),
+            }
+        }
+    }
+
+    /// The process group of `pid`, if it can be read.
+    pub fn process_group(pid: i32) -> Option<i32> {
+        // SAFETY: getpgid takes a pid and touches no memory.
+        let g = unsafe { libc::getpgid(pid) };
+        (g > 0).then_some(g)
+    }
+
+    /// This process's group.
+    pub fn own_process_group() -> i32 {
+        // SAFETY: getpgrp takes no arguments and cannot fail.
+        unsafe { libc::getpgrp() }
+    }
+
+    /// Is a terminal on stdin, stdout or stderr in the foreground with this
+    /// process's group?
+    pub fn foreground_terminal_is_ours() -> bool {
+        let own = own_process_group();
+        // SAFETY: isatty/tcgetpgrp take a descriptor number and touch no memory.
+        (0..3).any(|fd| unsafe { libc::isatty(fd) == 1 && libc::tcgetpgrp(fd) == own })
+    }
+
+    /// Send `sig` to `pid` (the command, not reaped yet).
+    pub fn send_signal(pid: i32, sig: libc::c_int) -> io::Result<()> {
+        // SAFETY: kill(2) on one positive pid; no memory is passed.
+        if pid > 0 && unsafe { libc::kill(pid, sig) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
+/// No pid namespaces here: every proc root is this system's.
+pub fn pid_namespace(_proc_root: &Path) -> crate::control_types::PidNamespace {
+    crate::control_types::PidNamespace::Own
 }
 
 /// Cleanup of files is Linux-only for now.
@@ -41,6 +135,9 @@ pub struct ShmDir(());
 impl ShmDir {
     pub fn open(_path: &Path) -> io::Result<ShmDir> {
         Err(unsupported("cleanup"))
+    }
+    pub fn resolve(path: &Path) -> io::Result<std::path::PathBuf> {
+        std::fs::canonicalize(path)
     }
     pub fn unlink_semaphore(
         &self,

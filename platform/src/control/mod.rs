@@ -7,8 +7,10 @@
 //!   relative to one directory descriptor, never following a symlink) and no
 //!   process maps it.
 //! - [`signal_same_process`]: signal a pid only if it is still the process
-//!   that was planned (same start time).
-//! - [`Supervisor`]: the gate's child subreaper, reaping and signal forwarding.
+//!   that was planned (same start time), in the pid namespace the proc root
+//!   shows (Linux: through the `/proc/PID` directory itself).
+//! - [`Supervisor`]: the gate's child subreaper, reaping (on a thread of its
+//!   own) and exactly-once signal forwarding.
 //!
 //! The types live here; each OS's system calls live in its own folder
 //! (`linux/`, `macos/`) and are picked by `#[cfg]` below, with
@@ -18,8 +20,8 @@ mod fallback;
 pub mod supervisor;
 
 pub use supervisor::{
-    become_subreaper, unblock_signals_in_child, Reap, SubreaperStatus, Supervisor, WaitStatus,
-    FORWARDED_SIGNALS,
+    become_subreaper, unblock_signals_in_child, Reaped, SpawnError, Started, SubreaperStatus,
+    Supervisor, WaitStatus, FORWARDED_SIGNALS,
 };
 
 use std::io;
@@ -28,7 +30,7 @@ use std::path::Path;
 pub use crate::control_types::*;
 
 #[cfg(target_os = "linux")]
-pub use crate::linux::signal::{identity, signal_same_process};
+pub use crate::linux::signal::{identity, pid_namespace, signal_same_process};
 #[cfg(target_os = "linux")]
 pub use crate::linux::unlink::ShmDir;
 #[cfg(target_os = "linux")]
@@ -37,7 +39,9 @@ pub use crate::linux::watch::{command_line, process_table, semaphore_ids, shm_ma
 #[cfg(target_os = "macos")]
 pub use crate::macos::control::{identity, signal_same_process};
 #[cfg(not(target_os = "linux"))]
-pub use fallback::{command_line, process_table, semaphore_ids, shm_mapping_ids, ShmDir};
+pub use fallback::{
+    command_line, pid_namespace, process_table, semaphore_ids, shm_mapping_ids, ShmDir,
+};
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub use fallback::{identity, signal_same_process};
 

@@ -4,14 +4,19 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::Instant;
 
+use rustix::io::ioctl_fionread;
+use rustix::pipe::fcntl_getpipe_size;
+use rustix::process::{pidfd_getfd, PidfdGetfdFlags};
+
 use super::self_channels::{
     apply_socket_info, find_self_channels, first_sends, pipe_sample, socket_sample, Candidate,
 };
+use super::signal::pidfd_open;
 use super::sock_diag::dump_unix_sockets;
 use super::sock_diag::UnixSockInfo;
 use crate::model::{ChannelSample, SelfChannel, Snapshot};
@@ -95,7 +100,9 @@ fn sample_all(
         .map(|c| {
             let at_ms = started.elapsed().as_millis() as u64;
             if c.is_pipe {
-                let pidfd = pidfds.entry(c.pid).or_insert_with(|| pidfd_open(c.pid));
+                let pidfd = pidfds
+                    .entry(c.pid)
+                    .or_insert_with(|| pidfd_open(c.pid).ok());
                 match pipe_level(pidfd.as_ref(), c.pid, c.first.fd, c.first.inode) {
                     Some((queued, cap, method)) => {
                         Reading::Pipe(pipe_sample(at_ms, queued, cap), method)
@@ -171,16 +178,6 @@ fn build_channel(cand: &Candidate, a: Reading, b: Reading) -> Option<SelfChannel
     Some(ch)
 }
 
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new fd or -1.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if raw < 0 {
-        return None;
-    }
-    // SAFETY: a fresh descriptor we own.
-    Some(unsafe { OwnedFd::from_raw_fd(raw as i32) })
-}
-
 /// A private descriptor for the target's pipe: `pidfd_getfd` needs ptrace
 /// rights and has no side effect; reopening `/proc/PID/fd/N` needs only
 /// read rights but adds a reader for an instant (non-blocking, closed at
@@ -191,14 +188,9 @@ fn pipe_level(
     fd: i32,
     inode: u64,
 ) -> Option<(u64, u64, &'static str)> {
-    let got = pidfd.and_then(|p| {
-        // SAFETY: pidfd_getfd(2) on a pidfd we own; returns a new fd or -1.
-        let raw = unsafe { libc::syscall(libc::SYS_pidfd_getfd, p.as_raw_fd(), fd, 0) };
-        // SAFETY: a fresh descriptor we own.
-        (raw >= 0).then(|| File::from(unsafe { OwnedFd::from_raw_fd(raw as i32) }))
-    });
+    let got = pidfd.and_then(|p| pidfd_getfd(p, fd, PidfdGetfdFlags::empty()).ok());
     let (file, method) = match got {
-        Some(f) => (f, METHOD_PIDFD),
+        Some(f) => (File::from(f), METHOD_PIDFD),
         None => (reopen(pid, fd).ok()?, METHOD_REOPEN),
     };
     // The descriptor number may have been reused since the fd table was
@@ -206,17 +198,9 @@ fn pipe_level(
     if file.metadata().ok()?.ino() != inode {
         return None;
     }
-    let mut queued: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one c_int through the pointer, which is live.
-    if unsafe { libc::ioctl(file.as_raw_fd(), libc::FIONREAD, &mut queued) } < 0 {
-        return None;
-    }
-    // SAFETY: F_GETPIPE_SZ takes no argument and returns the size or -1.
-    let capacity = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETPIPE_SZ) };
-    if capacity < 0 {
-        return None;
-    }
-    Some((queued.max(0) as u64, capacity as u64, method))
+    let queued = ioctl_fionread(&file).ok()?;
+    let capacity = fcntl_getpipe_size(&file).ok()?;
+    Some((queued, capacity as u64, method))
 }
 
 fn reopen(pid: i32, fd: i32) -> io::Result<File> {

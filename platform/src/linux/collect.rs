@@ -186,10 +186,9 @@ fn read_trimmed(path: &Path) -> Option<String> {
 }
 
 fn host_facts(proc_root: &Path) -> Host {
-    // SAFETY: sysconf and geteuid/getpid have no preconditions.
-    let clock_ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    // SAFETY: as above.
-    let (pid, uid) = unsafe { (libc::getpid(), libc::geteuid()) };
+    let clock_ticks = rustix::param::clock_ticks_per_second();
+    let pid = rustix::process::getpid().as_raw_nonzero().get();
+    let uid = rustix::process::geteuid().as_raw();
     Host {
         os: "linux".into(),
         hostname: read_trimmed(&proc_root.join("sys/kernel/hostname")).unwrap_or_default(),

@@ -277,74 +277,48 @@ fn parse_socket(body: &[u8], at: usize) -> Result<UnixSockInfo, DiagParseError> 
 mod dump {
     use std::collections::HashMap;
     use std::io;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::time::Duration;
+
+    use rustix::io::Errno;
+    use rustix::net::netlink::{SocketAddrNetlink, SOCK_DIAG};
+    use rustix::net::sockopt::{set_socket_timeout, Timeout};
+    use rustix::net::{
+        recv, sendto, socket_with, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType,
+    };
 
     use super::{parse_unix_diag, unix_dump_request, UnixSockInfo};
+
     /// Every unix socket the kernel reports, by inode. Sockets of other network
     /// namespaces are not in the dump.
     pub fn dump_unix_sockets() -> io::Result<HashMap<u64, UnixSockInfo>> {
-        // SAFETY: socket(2) with constant arguments; the result is checked.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-                libc::NETLINK_SOCK_DIAG,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a fresh descriptor we own.
-        let sock = unsafe { OwnedFd::from_raw_fd(raw) };
-        let timeout = libc::timeval {
-            tv_sec: 2,
-            tv_usec: 0,
-        };
-        // SAFETY: the option value points at a live timeval of the stated size.
+        let sock = socket_with(
+            AddressFamily::NETLINK,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC,
+            Some(SOCK_DIAG),
+        )?;
         // A failure only means no timeout, which the kernel never needs anyway.
-        unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&timeout as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            );
-        }
+        let _ = set_socket_timeout(&sock, Timeout::Recv, Some(Duration::from_secs(2)));
         let req = unix_dump_request(1);
-        // SAFETY: an all-zero sockaddr_nl is valid (pid 0 = the kernel).
-        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        // SAFETY: buffer and address are live and their lengths are stated.
-        let sent = unsafe {
-            libc::sendto(
-                sock.as_raw_fd(),
-                req.as_ptr().cast(),
-                req.len(),
-                0,
-                (&addr as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // pid 0: the kernel.
+        sendto(
+            &sock,
+            &req,
+            SendFlags::empty(),
+            &SocketAddrNetlink::new(0, 0),
+        )?;
         let mut out = HashMap::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            // SAFETY: recv writes at most buf.len() bytes into buf.
-            let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
+            let n = match recv(&sock, &mut buf[..], RecvFlags::empty()) {
+                Ok((_, n)) => n,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
             if n == 0 {
                 break;
             }
-            let batch = parse_unix_diag(&buf[..n as usize])
+            let batch = parse_unix_diag(&buf[..n.min(buf.len())])
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             if let Some(errno) = batch.error {
                 return Err(io::Error::from_raw_os_error(errno));

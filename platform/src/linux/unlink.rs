@@ -3,24 +3,44 @@
 //! Everything is relative to one directory descriptor opened with
 //! `O_DIRECTORY|O_NOFOLLOW`, so a path component swapped for a symlink
 //! cannot redirect the unlink outside the directory, and the entry itself is
-//! examined with `fstatat(AT_SYMLINK_NOFOLLOW)`, never followed.
+//! examined with `statat(AT_SYMLINK_NOFOLLOW)`, never followed.
 //!
-//! One window remains: between the last `fstatat` and `unlinkat` the name
-//! could be swapped for another file. In a sticky directory such as
-//! `/dev/shm` only the entry's owner (or root) can do that.
+//! The name is not unlinked directly: between a last check and `unlinkat`
+//! anyone who may rename in the directory could swap another file in under
+//! it (a `RENAME_EXCHANGE` loop wins that race now and then). Instead the
+//! entry is first moved to a private name in the same directory
+//! (`renameat2(RENAME_NOREPLACE)`, atomic), its inode verified there, and
+//! only then unlinked; a file that turns out not to be the planned one is
+//! renamed back. What is unlinked is what was verified, unless someone
+//! finds and swaps the private name itself within microseconds — which in a
+//! sticky directory such as `/dev/shm` only the owner of both files (or
+//! root) can do.
 
-use std::ffi::{CStr, CString};
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, BufReader};
-use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{
+    openat, renameat_with, statat, unlinkat, AtFlags, FileType, Mode, OFlags, RenameFlags, Stat,
+    CWD,
+};
+use rustix::io::Errno;
 
 use super::parse::{parse_maps, parse_status};
 use crate::control_types::{ExpectedFile, UnlinkRefused, Unlinked, Unverifiable};
 
 /// An open shared-memory directory.
+///
+/// Contract: [`ShmDir::open`] opens exactly the directory named and never
+/// follows a symlink in its last component (earlier components are
+/// resolved as usual). Where the shared-memory directory may itself be a
+/// symlink (`/dev/shm -> /run/shm` on some hosts), resolve it once with
+/// [`ShmDir::resolve`], scan that directory, and pass the same resolved path
+/// here: every later step is relative to the descriptor and follows no link.
 #[derive(Debug)]
 pub struct ShmDir {
     fd: OwnedFd,
@@ -35,90 +55,60 @@ struct HolderScan {
     unreadable: Vec<(i32, Option<u32>)>,
 }
 
+fn io_err(op: &'static str, e: Errno) -> UnlinkRefused {
+    UnlinkRefused::Io {
+        op,
+        source: e.into(),
+    }
+}
+
 impl ShmDir {
-    /// Open the directory once; every later step is relative to it.
+    /// Open the directory once; every later step is relative to it. A
+    /// symlink as the last component is refused (see [`ShmDir::resolve`]).
     pub fn open(path: &Path) -> io::Result<ShmDir> {
-        let c = CString::new(path.as_os_str().as_bytes())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        // SAFETY: `c` is a valid NUL-terminated path; open has no other
-        // preconditions and returns a new descriptor or -1.
-        let fd = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match openat(CWD, path, flags, Mode::empty()) {
+            Ok(fd) => Ok(ShmDir {
+                fd,
+                path: path.to_path_buf(),
+            }),
+            Err(e @ (Errno::LOOP | Errno::NOTDIR))
+                if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) =>
+            {
+                let target = std::fs::read_link(path)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_else(|_| "?".into());
+                Err(io::Error::new(
+                    io::Error::from(e).kind(),
+                    format!(
+                        "{} is a symlink (to {target}): not followed; pass the directory it \
+                         resolves to",
+                        path.display()
+                    ),
+                ))
+            }
+            Err(e) => Err(e.into()),
         }
-        // SAFETY: `fd` is a freshly opened descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(ShmDir {
-            fd,
-            path: path.to_path_buf(),
-        })
+    }
+
+    /// The absolute path `path` resolves to, every symlink followed once:
+    /// what to scan and then hand to [`ShmDir::open`].
+    pub fn resolve(path: &Path) -> io::Result<PathBuf> {
+        std::fs::canonicalize(path)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    fn lstat_at(&self, name: &CStr) -> io::Result<libc::stat> {
-        let mut st = MaybeUninit::<libc::stat>::zeroed();
-        // SAFETY: the directory fd is open for our lifetime, `name` is
-        // NUL-terminated, `st` is writable memory of the right type.
-        let rc = unsafe {
-            libc::fstatat(
-                self.fd.as_raw_fd(),
-                name.as_ptr(),
-                st.as_mut_ptr(),
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fstatat returned 0, so it filled the struct.
-        Ok(unsafe { st.assume_init() })
-    }
-
-    /// The entry must still be the planned regular file.
-    fn check_entry(
-        &self,
-        name: &CStr,
-        expected: ExpectedFile,
-    ) -> Result<libc::stat, UnlinkRefused> {
-        let st = match self.lstat_at(name) {
+    /// The entry must be a regular file with the planned device and inode.
+    fn check_entry(&self, name: &[u8], expected: ExpectedFile) -> Result<Stat, UnlinkRefused> {
+        let st = match statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(UnlinkRefused::Gone),
-            Err(source) => {
-                return Err(UnlinkRefused::Io {
-                    op: "fstatat",
-                    source,
-                })
-            }
+            Err(Errno::NOENT) => return Err(UnlinkRefused::Gone),
+            Err(e) => return Err(io_err("fstatat", e)),
         };
-        let kind = st.st_mode & libc::S_IFMT;
-        if kind != libc::S_IFREG {
-            return Err(UnlinkRefused::NotRegular(match kind {
-                libc::S_IFLNK => "a symlink",
-                libc::S_IFDIR => "a directory",
-                libc::S_IFIFO => "a FIFO",
-                libc::S_IFSOCK => "a socket",
-                _ => "a special file",
-            }));
-        }
-        // dev_t and ino_t are not u64 on every Linux target.
-        #[allow(clippy::unnecessary_cast)]
-        let (dev, inode) = (st.st_dev as u64, st.st_ino as u64);
-        if (dev, inode) != (expected.dev, expected.inode) {
-            return Err(UnlinkRefused::Replaced {
-                dev,
-                inode,
-                planned_dev: expected.dev,
-                planned_inode: expected.inode,
-            });
-        }
+        check_stat(&st, expected)?;
         Ok(st)
     }
 
@@ -136,11 +126,11 @@ impl ShmDir {
             || file_name == b"."
             || file_name == b".."
             || file_name.contains(&b'/')
+            || file_name.contains(&0)
         {
             return Err(UnlinkRefused::BadName);
         }
-        let name = CString::new(file_name).map_err(|_| UnlinkRefused::BadName)?;
-        let st = self.check_entry(&name, expected)?;
+        let st = self.check_entry(file_name, expected)?;
 
         let scan = holders_of(proc_root, expected).map_err(|source| UnlinkRefused::Io {
             op: "reading the process list",
@@ -162,23 +152,96 @@ impl ShmDir {
             return Err(UnlinkRefused::Unverifiable(unverified));
         }
 
-        // Reading /proc took a while: look at the entry once more.
-        self.check_entry(&name, expected)?;
-        // SAFETY: the directory fd is open, `name` is NUL-terminated and a
-        // single component; flags 0 unlinks a non-directory.
-        let rc = unsafe { libc::unlinkat(self.fd.as_raw_fd(), name.as_ptr(), 0) };
-        if rc != 0 {
-            let source = io::Error::last_os_error();
-            if source.kind() == io::ErrorKind::NotFound {
-                return Err(UnlinkRefused::Gone);
-            }
-            return Err(UnlinkRefused::Io {
-                op: "unlinkat",
-                source,
-            });
-        }
+        // Reading /proc took a while: look at the entry once more, then
+        // take it out of reach before the final check.
+        self.check_entry(file_name, expected)?;
+        self.unlink_verified(file_name, expected)?;
         Ok(Unlinked { unverified })
     }
+
+    /// Move the entry to a private name, verify it there, unlink it; put
+    /// back a file that is not the planned one.
+    fn unlink_verified(&self, name: &[u8], expected: ExpectedFile) -> Result<(), UnlinkRefused> {
+        let private = private_name();
+        match renameat_with(&self.fd, name, &self.fd, &private, RenameFlags::NOREPLACE) {
+            Ok(()) => {}
+            Err(Errno::NOENT) => return Err(UnlinkRefused::Gone),
+            Err(e) => return Err(io_err("renameat2", e)),
+        }
+        let verdict = match statat(&self.fd, &private, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => check_stat(&st, expected),
+            Err(e) => Err(io_err("fstatat", e)),
+        };
+        match verdict {
+            Ok(()) => match unlinkat(&self.fd, &private, AtFlags::empty()) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    let _ =
+                        renameat_with(&self.fd, &private, &self.fd, name, RenameFlags::NOREPLACE);
+                    Err(io_err("unlinkat", e))
+                }
+            },
+            Err(refused) => {
+                match renameat_with(&self.fd, &private, &self.fd, name, RenameFlags::NOREPLACE) {
+                    Ok(()) => Err(refused),
+                    // The name was taken meanwhile: leave the file where it is
+                    // rather than replace anything, and say where.
+                    Err(e) => Err(UnlinkRefused::Io {
+                        op: "renaming back",
+                        source: io::Error::new(
+                            io::Error::from(e).kind(),
+                            format!(
+                                "{refused}; it could not be renamed back ({e}) and is now {}",
+                                self.path
+                                    .join(OsString::from_vec(private.as_bytes().to_vec()))
+                                    .display()
+                            ),
+                        ),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+/// A name in the directory that nothing else uses or looks for (no `sem.`
+/// prefix, so a scan never takes it for a semaphore).
+fn private_name() -> OsString {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    OsString::from(format!(
+        ".semleak-unlinking-{}-{}-{nanos:08x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// A regular file with the planned device and inode, or why not.
+fn check_stat(st: &Stat, expected: ExpectedFile) -> Result<(), UnlinkRefused> {
+    let kind = FileType::from_raw_mode(st.st_mode);
+    if kind != FileType::RegularFile {
+        return Err(UnlinkRefused::NotRegular(match kind {
+            FileType::Symlink => "a symlink",
+            FileType::Directory => "a directory",
+            FileType::Fifo => "a FIFO",
+            FileType::Socket => "a socket",
+            _ => "a special file",
+        }));
+    }
+    // dev_t and ino_t are not u64 on every Linux target.
+    #[allow(clippy::unnecessary_cast)]
+    let (dev, inode) = (st.st_dev as u64, st.st_ino as u64);
+    if (dev, inode) != (expected.dev, expected.inode) {
+        return Err(UnlinkRefused::Replaced {
+            dev,
+            inode,
+            planned_dev: expected.dev,
+            planned_inode: expected.inode,
+        });
+    }
+    Ok(())
 }
 
 fn holders_of(proc_root: &Path, expected: ExpectedFile) -> io::Result<HolderScan> {
@@ -225,6 +288,16 @@ mod tests {
         ExpectedFile {
             dev: md.dev(),
             inode: md.ino(),
+        }
+    }
+
+    #[test]
+    fn the_maps_device_encoding_is_the_kernels() {
+        for (major, minor) in [(0u32, 0x1au32), (8, 1), (259, 3), (0x1000, 0x100)] {
+            assert_eq!(
+                super::super::parse::makedev(u64::from(major), u64::from(minor)),
+                rustix::fs::makedev(major, minor)
+            );
         }
     }
 
@@ -292,7 +365,38 @@ mod tests {
         let dir = tempfile_lite::Dir::new("shm");
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(dir.path(), &link).unwrap();
-        assert!(ShmDir::open(&link).is_err());
+        let err = ShmDir::open(&link).unwrap_err();
+        assert!(err.to_string().contains("is a symlink"), "{err}");
+        // Resolved once, the same directory opens.
+        let resolved = ShmDir::resolve(&link).unwrap();
+        assert_eq!(resolved, ShmDir::resolve(dir.path()).unwrap());
+        assert!(ShmDir::open(&resolved).is_ok());
+    }
+
+    /// The private name the entry passes through is gone afterwards, and a
+    /// file that is not the planned one is put back under its name.
+    #[test]
+    fn nothing_is_left_under_a_private_name() {
+        let dir = tempfile_lite::Dir::new("shm");
+        let proc_root = empty_proc();
+        let a = dir.path().join("sem.a");
+        let b = dir.path().join("sem.b");
+        fs::write(&a, [0u8; 32]).unwrap();
+        fs::write(&b, [1u8; 32]).unwrap();
+        let shm = ShmDir::open(dir.path()).unwrap();
+        let planned_b = expected_of(&b);
+        // Swap the files before the final move: the check in the private
+        // place refuses and renames back.
+        let r = shm.unlink_verified(b"sem.a", planned_b);
+        assert!(matches!(r, Err(UnlinkRefused::Replaced { .. })), "{r:?}");
+        assert_eq!(fs::read(&a).unwrap(), [0u8; 32]);
+        let r = shm.unlink_semaphore(b"sem.b", planned_b, proc_root.path(), Unverifiable::Refuse);
+        assert!(r.is_ok(), "{r:?}");
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("sem.a")]);
     }
 
     #[test]
@@ -302,8 +406,10 @@ mod tests {
         fs::write(&p, [0u8; 32]).unwrap();
         let expected = expected_of(&p);
         let proc_root = empty_proc();
-        let major = ((expected.dev >> 8) & 0xfff) | ((expected.dev >> 32) & 0xffff_f000);
-        let minor = (expected.dev & 0xff) | ((expected.dev >> 12) & 0xffff_ff00);
+        let (major, minor) = (
+            rustix::fs::major(expected.dev),
+            rustix::fs::minor(expected.dev),
+        );
         fs::create_dir(proc_root.path().join("4242")).unwrap();
         fs::write(
             proc_root.path().join("4242/maps"),

@@ -9,9 +9,7 @@ use super::abi;
 use super::collect::{boot_time, start_ticks};
 use super::ffi;
 use super::parse::{start_time_ms, state_letter};
-use crate::control_types::{
-    outcome_of_send, refuse_special_pid, refuse_unless_same, ProcIdentity, Signal, SignalOutcome,
-};
+use crate::control_types::{signal_checked, ProcIdentity, Signal, SignalOutcome};
 
 /// Start time and state of `pid`, or `None` when there is no such process.
 /// Start times are in the same ticks the collector records.
@@ -47,12 +45,21 @@ pub fn signal_same_process(
     start_ticks: u64,
     signal: Signal,
 ) -> SignalOutcome {
-    if let Some(refused) = refuse_special_pid(pid) {
-        return refused;
-    }
-    if let Some(refused) = refuse_unless_same(identity(proc_root, pid), start_ticks) {
-        return refused;
-    }
-    // SAFETY: kill(2) on one positive pid checked just above (never a group).
-    outcome_of_send(i64::from(unsafe { libc::kill(pid, signal.number()) }))
+    // No handle pins a process here: the bare pid, checked right before.
+    signal_checked(
+        pid,
+        start_ticks,
+        |pid| Ok(Some(pid)),
+        |&pid| identity(proc_root, pid),
+        |&pid| {
+            // SAFETY: kill(2) on one positive pid (signal_checked refuses
+            // 0, 1 and groups); no memory is passed.
+            let rc = unsafe { libc::kill(pid, signal.number()) };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        },
+    )
 }

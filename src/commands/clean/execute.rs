@@ -54,8 +54,11 @@ fn execute_unlinks(plan: &mut Plan, env: &ExecEnv) {
         if a.status != Status::Planned {
             continue;
         }
+        // Resolved once (a symlinked /dev/shm), then opened without
+        // following links; each entry is still checked by device and inode.
         let dir = dir.get_or_insert_with(|| {
-            ShmDir::open(&env.shm_dir)
+            ShmDir::resolve(&env.shm_dir)
+                .and_then(|resolved| ShmDir::open(&resolved))
                 .map_err(|e| format!("cannot open {}: {e}", env.shm_dir.display()))
         });
         let shm = match dir {

@@ -71,6 +71,8 @@ pub enum Fate {
     Kept,
     /// Gone before semleak signalled it.
     ExitedOnItsOwn,
+    /// semleak could not signal it (no permission, say): it may still run.
+    NotTerminated,
 }
 
 /// Runs of digits become `N`, so fd numbers and pids in a worker's command
@@ -139,6 +141,9 @@ pub fn orphan_findings(
                     ),
                     Some(Fate::Kept) => "left running (--keep-leftovers)".to_string(),
                     Some(Fate::ExitedOnItsOwn) => "exited on its own while semleak cleaned up".to_string(),
+                    Some(Fate::NotTerminated) => {
+                        "semleak could not signal it (no permission?): it may still be running".to_string()
+                    }
                     None => "not signalled".to_string(),
                 };
                 f.evidence.push(format!(
@@ -152,7 +157,7 @@ concurrent.futures: shutdown(wait=True)); workers should also exit when their pa
                 .to_string();
             let kept: Vec<String> = procs
                 .iter()
-                .filter(|p| fates.get(&p.pid) == Some(&Fate::Kept))
+                .filter(|p| matches!(fates.get(&p.pid), Some(Fate::Kept | Fate::NotTerminated)))
                 .map(|p| p.pid.to_string())
                 .collect();
             if !kept.is_empty() {

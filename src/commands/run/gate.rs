@@ -3,10 +3,14 @@
 //! and terminates leftovers (TERM, then KILL after `--kill-after`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use semleak_platform::control::{self, Reap, Signal, SignalOutcome, Supervisor, WaitStatus};
+use semleak_platform::control::{self, Reaped, Signal, SignalOutcome, Supervisor, WaitStatus};
 use semleak_platform::{CollectOptions, Snapshot};
 
 use super::blame::{self, Fate, SemTrace};
@@ -15,7 +19,7 @@ use crate::analyze::{self, Config, Finding};
 use crate::cli::RunArgs;
 use crate::exit::AppError;
 
-/// How often the loop reaps children and checks the clock.
+/// How often the loop looks at the clock when nothing is reaped.
 const TICK: Duration = Duration::from_millis(20);
 /// How often the shared-memory directory is listed for new semaphores.
 const SEM_WATCH_EVERY: Duration = Duration::from_millis(100);
@@ -30,10 +34,12 @@ pub(super) struct Gate<'a> {
     pub(super) opts: CollectOptions,
     pub(super) config: Config,
     pub(super) supervisor: Supervisor,
+    /// Children as the supervisor's reaper thread reaps them.
+    pub(super) reaped: Option<Receiver<io::Result<Reaped>>>,
     pub(super) shm_dir: PathBuf,
     pub(super) shm_dev: Option<u64>,
-    pub(super) before: Snapshot,
-    pub(super) old_sems: HashSet<(u64, u64)>,
+    pub(super) before: Arc<Snapshot>,
+    pub(super) old_sems: Arc<HashSet<(u64, u64)>>,
     /// New semaphores: when first seen and who was seen holding them.
     pub(super) traces: HashMap<(u64, u64), (Instant, SemTrace)>,
     pub(super) sample_findings: BTreeMap<String, Finding>,
@@ -45,44 +51,148 @@ pub(super) struct Gate<'a> {
     pub(super) cmdlines: HashMap<i32, String>,
     pub(super) cmd_pid: i32,
     pub(super) cmd_status: Option<WaitStatus>,
+    /// When the command was reaped: its end, to the reaper's precision.
+    pub(super) cmd_ended_at: Option<Instant>,
     pub(super) reaped_orphans: usize,
+    /// Samples taken (and observed) while the command ran.
     pub(super) samples: usize,
     pub(super) notes: Vec<String>,
 }
 
+/// What one snapshot says about the command's descendants. Computed on the
+/// sampler thread (analysis can take a while on a busy host), merged by the
+/// gate in microseconds.
+pub(super) struct Observation {
+    psem_new: Vec<semleak_platform::RawName>,
+    cmdlines: Vec<(i32, String)>,
+    /// New semaphores and who was seen holding them.
+    sems: Vec<SemSighting>,
+    findings: Vec<Finding>,
+}
+
+/// A new semaphore (device, inode), a descendant seen holding it (pid,
+/// label), and whether anyone else was.
+type SemSighting = ((u64, u64), Option<(i32, String)>, bool);
+
+/// What [`observe`] needs, shared with the sampler thread.
+#[derive(Clone)]
+pub(super) struct ObserveCtx {
+    pub(super) me: i32,
+    pub(super) before: Arc<Snapshot>,
+    pub(super) old_sems: Arc<HashSet<(u64, u64)>>,
+    pub(super) config: Config,
+}
+
+/// Look at one snapshot: the command's descendants, their new semaphores
+/// and what the rules say about them. Pure.
+pub(super) fn observe(snap: &Snapshot, ctx: &ObserveCtx) -> Observation {
+    let desc = blame::descendants(snap, ctx.me);
+    let psem_new = blame::new_psem_names(&ctx.before, snap, &desc)
+        .into_iter()
+        .collect();
+    let cmdlines = snap
+        .processes
+        .iter()
+        .filter(|p| desc.contains(&p.pid) && !p.cmdline.is_empty())
+        .map(|p| (p.pid, joined(&p.cmdline)))
+        .collect();
+    let mut sems = Vec::new();
+    for s in &snap.shm.semaphores {
+        let key = (s.meta.dev, s.meta.inode);
+        if s.unlinked || ctx.old_sems.contains(&key) {
+            continue;
+        }
+        let mut descendant = None;
+        let mut outside = false;
+        for &h in &s.holders {
+            if desc.contains(&h) {
+                descendant = Some((h, analyze::process_label(snap, h)));
+            } else if h != ctx.me {
+                outside = true;
+            }
+        }
+        sems.push((key, descendant, outside));
+    }
+    let findings = blame::descendant_findings(analyze::analyze(snap, &ctx.config), &desc, ctx.me);
+    Observation {
+        psem_new,
+        cmdlines,
+        sems,
+        findings,
+    }
+}
+
 impl Gate<'_> {
-    /// Reap every exited child; note the command's status.
-    pub(super) fn reap(&mut self) -> Result<Reap, GateError> {
+    pub(super) fn observe_ctx(&self) -> ObserveCtx {
+        ObserveCtx {
+            me: self.me,
+            before: Arc::clone(&self.before),
+            old_sems: Arc::clone(&self.old_sems),
+            config: self.config.clone(),
+        }
+    }
+
+    /// Take in what the reaper thread reaped (never blocks). `Ok(true)`
+    /// when semleak has no children left.
+    pub(super) fn reap(&mut self) -> Result<bool, GateError> {
         loop {
-            match self.supervisor.reap_nohang().map_err(GateError::Wait)? {
-                Reap::Child(pid, status) => {
-                    if pid == self.cmd_pid {
-                        self.cmd_status = Some(status);
-                    } else {
-                        self.reaped_orphans += 1;
-                    }
-                }
-                other => return Ok(other),
+            let Some(rx) = &self.reaped else {
+                return Ok(true);
+            };
+            match rx.try_recv() {
+                Ok(Ok(r)) => self.note_reaped(r),
+                Ok(Err(e)) => return Err(GateError::Wait(e)),
+                Err(_) => return Ok(self.supervisor.has_no_children()),
             }
         }
     }
 
-    /// Until the command exits: reap, watch semaphores, and take in the
-    /// samples a background thread collects (a collection can take seconds
-    /// on a busy host; reaping must not wait for it).
+    /// Wait up to `timeout` for the reaper to report a child; take it in.
+    fn wait_reaped(&mut self, timeout: Duration) -> Result<(), GateError> {
+        let Some(rx) = &self.reaped else {
+            std::thread::sleep(timeout);
+            return Ok(());
+        };
+        let got = rx.recv_timeout(timeout);
+        match got {
+            Ok(Ok(r)) => self.note_reaped(r),
+            Ok(Err(e)) => return Err(GateError::Wait(e)),
+            Err(_) => {}
+        }
+        self.reap().map(|_| ())
+    }
+
+    fn note_reaped(&mut self, r: Reaped) {
+        if r.pid == self.cmd_pid {
+            self.cmd_status = Some(r.status);
+            self.cmd_ended_at = Some(r.at);
+        } else {
+            self.reaped_orphans += 1;
+        }
+    }
+
+    /// Until the command exits: watch semaphores and merge the samples a
+    /// background thread collects and analyses. Reaping happens on the
+    /// supervisor's own thread, so nothing here delays it, and the loop
+    /// wakes the moment the command is reaped.
     pub(super) fn watch_command(&mut self) -> Result<(), AppError> {
         let (tx, rx) = std::sync::mpsc::channel();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
         if !self.args.interval.is_zero() {
-            let (opts, interval, stop) = (self.opts.clone(), self.args.interval, stop.clone());
+            let (opts, interval, stop, ctx) = (
+                self.opts.clone(),
+                self.args.interval,
+                stop.clone(),
+                self.observe_ctx(),
+            );
             std::thread::Builder::new()
                 .name("semleak-sampler".into())
-                .spawn(move || sampler(opts, interval, stop, tx))
+                .spawn(move || sampler(opts, interval, ctx, stop, tx))
                 .map_err(GateError::Signals)?;
         }
         let mut next_watch = Instant::now();
         let result = loop {
-            if let Err(e) = self.reap() {
+            if let Err(e) = self.wait_reaped(TICK) {
                 break Err(e.into());
             }
             if self.cmd_status.is_some() {
@@ -90,15 +200,18 @@ impl Gate<'_> {
             }
             while let Ok(sample) = rx.try_recv() {
                 self.take_sample(sample);
+                if self.reap().is_ok() && self.cmd_status.is_some() {
+                    break;
+                }
             }
             let now = Instant::now();
-            if now >= next_watch {
+            if now >= next_watch && self.cmd_status.is_none() {
                 self.watch_semaphores();
                 next_watch = now + SEM_WATCH_EVERY;
             }
-            std::thread::sleep(TICK);
         };
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // A sample still being taken is dropped; finished ones are merged.
+        stop.store(true, Ordering::SeqCst);
         while let Ok(sample) = rx.try_recv() {
             self.take_sample(sample);
         }
@@ -120,11 +233,12 @@ impl Gate<'_> {
             if self.live_descendants().is_empty() || now >= deadline {
                 break;
             }
-            std::thread::sleep(TICK.max(Duration::from_millis(50)));
+            self.wait_reaped(TICK.max(Duration::from_millis(50)))?;
         }
         self.reap()?;
         let post = semleak_platform::collect(&self.opts)?;
-        self.observe(&post);
+        let seen = observe(&post, &self.observe_ctx());
+        self.merge(seen);
         let left = blame::leftovers(&self.before, &post, self.me)
             .into_iter()
             .map(|p| (p.pid, p.start_ticks))
@@ -146,12 +260,15 @@ impl Gate<'_> {
             .collect()
     }
 
-    /// A full sample: general rules on descendants, holders of new semaphores.
-    pub(super) fn take_sample(&mut self, sample: Result<Snapshot, semleak_platform::CollectError>) {
+    /// A sample from the sampler thread, already observed there.
+    pub(super) fn take_sample(
+        &mut self,
+        sample: Result<Observation, semleak_platform::CollectError>,
+    ) {
         match sample {
-            Ok(snap) => {
+            Ok(seen) => {
                 self.samples += 1;
-                self.observe(&snap);
+                self.merge(seen);
             }
             Err(e) => {
                 let note = format!("a sample failed: {e}");
@@ -162,35 +279,21 @@ impl Gate<'_> {
         }
     }
 
-    pub(super) fn observe(&mut self, snap: &Snapshot) {
-        let desc = blame::descendants(snap, self.me);
-        self.psem_seen
-            .extend(blame::new_psem_names(&self.before, snap, &desc));
-        for p in snap.processes.iter().filter(|p| desc.contains(&p.pid)) {
-            if !p.cmdline.is_empty() {
-                self.cmdlines.insert(p.pid, joined(&p.cmdline));
-            }
-        }
-        for s in &snap.shm.semaphores {
-            let key = (s.meta.dev, s.meta.inode);
-            if s.unlinked || self.old_sems.contains(&key) {
-                continue;
-            }
+    pub(super) fn merge(&mut self, seen: Observation) {
+        self.psem_seen.extend(seen.psem_new);
+        self.cmdlines.extend(seen.cmdlines);
+        let now = Instant::now();
+        for (key, descendant, outside) in seen.sems {
             let (_, trace) = self
                 .traces
                 .entry(key)
-                .or_insert_with(|| (Instant::now(), SemTrace::default()));
-            for &h in &s.holders {
-                if desc.contains(&h) {
-                    trace.descendant_holder = Some((h, analyze::process_label(snap, h)));
-                } else if h != self.me {
-                    trace.outside_holder = true;
-                }
+                .or_insert_with(|| (now, SemTrace::default()));
+            if descendant.is_some() {
+                trace.descendant_holder = descendant;
             }
+            trace.outside_holder |= outside;
         }
-        let found =
-            blame::descendant_findings(analyze::analyze(snap, &self.config), &desc, self.me);
-        blame::merge_by_id(&mut self.sample_findings, found);
+        blame::merge_by_id(&mut self.sample_findings, seen.findings);
     }
 
     /// List the semaphore files; for new ones not yet attributed, look for
@@ -247,7 +350,11 @@ impl Gate<'_> {
         for &(pid, start) in left {
             match control::signal_same_process(root, pid, start, Signal::Term) {
                 SignalOutcome::Sent => waiting.push((pid, start)),
-                _ => {
+                SignalOutcome::Failed(e) => {
+                    self.note_not_signalled(pid, &e);
+                    fates.insert(pid, Fate::NotTerminated);
+                }
+                SignalOutcome::Gone | SignalOutcome::Exited | SignalOutcome::Reused { .. } => {
                     fates.insert(pid, Fate::ExitedOnItsOwn);
                 }
             }
@@ -265,13 +372,27 @@ impl Gate<'_> {
             if Instant::now() >= deadline {
                 break;
             }
-            std::thread::sleep(TICK);
+            let _ = self.wait_reaped(TICK);
         }
         for (pid, start) in waiting {
-            let _ = control::signal_same_process(root, pid, start, Signal::Kill);
-            fates.insert(pid, Fate::Killed);
+            let fate = match control::signal_same_process(root, pid, start, Signal::Kill) {
+                SignalOutcome::Sent => Fate::Killed,
+                SignalOutcome::Failed(e) => {
+                    self.note_not_signalled(pid, &e);
+                    Fate::NotTerminated
+                }
+                // It ended between the last look and SIGKILL.
+                _ => Fate::Terminated,
+            };
+            fates.insert(pid, fate);
         }
         fates
+    }
+
+    fn note_not_signalled(&mut self, pid: i32, e: &io::Error) {
+        self.notes.push(format!(
+            "leftover pid {pid} could not be signalled ({e}); it may still be running"
+        ));
     }
 
     /// KILL whatever descendants remain (children started during
@@ -288,37 +409,48 @@ impl Gate<'_> {
                     fates.entry(pid).or_insert(Fate::Killed);
                 }
             }
-            let no_children = matches!(self.reap(), Ok(Reap::NoChildren) | Err(_));
+            let no_children = self.reap().unwrap_or(true);
             if (live.is_empty() && no_children) || Instant::now() >= deadline {
                 break;
             }
-            std::thread::sleep(TICK);
+            let _ = self.wait_reaped(TICK);
         }
         fates
     }
 }
 
-/// Collect every `interval` until told to stop; a sample finished after
-/// the stop is dropped.
+/// Collect and observe every `interval` until told to stop; a sample
+/// finished after the stop is dropped.
 pub(super) fn sampler(
     opts: CollectOptions,
     interval: Duration,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    tx: std::sync::mpsc::Sender<Result<Snapshot, semleak_platform::CollectError>>,
+    ctx: ObserveCtx,
+    stop: Arc<AtomicBool>,
+    tx: std::sync::mpsc::Sender<Result<Observation, semleak_platform::CollectError>>,
 ) {
-    use std::sync::atomic::Ordering;
     loop {
         let next = Instant::now() + interval;
         while Instant::now() < next {
-            if stop.load(Ordering::Relaxed) {
+            if stop.load(Ordering::SeqCst) {
                 return;
             }
             std::thread::sleep(TICK);
         }
-        let sample = semleak_platform::collect(&opts);
-        if stop.load(Ordering::Relaxed) || tx.send(sample).is_err() {
+        let sample = semleak_platform::collect(&opts).map(|snap| observe(&snap, &ctx));
+        test_hook_slow_sample();
+        if stop.load(Ordering::SeqCst) || tx.send(sample).is_err() {
             return;
         }
+    }
+}
+
+/// Tests make samples slow with `SEMLEAK_TEST_SLOW_SAMPLE_MS` (as a busy
+/// host does) to prove that sampling never delays reaping or the gate.
+fn test_hook_slow_sample() {
+    if let Some(ms) = std::env::var_os("SEMLEAK_TEST_SLOW_SAMPLE_MS")
+        .and_then(|v| v.to_str().and_then(|v| v.parse::<u64>().ok()))
+    {
+        std::thread::sleep(Duration::from_millis(ms));
     }
 }
 

@@ -16,12 +16,16 @@ pub mod blame;
 mod gate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{self, IsTerminal};
+use std::fs::{File, OpenOptions};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use semleak_platform::control::{self, SubreaperStatus, Supervisor, WaitStatus};
+use semleak_platform::control::{
+    self, SpawnError, Started, SubreaperStatus, Supervisor, WaitStatus,
+};
 use semleak_platform::{CollectOptions, RawName};
 
 use crate::analyze;
@@ -51,7 +55,9 @@ impl From<GateError> for AppError {
 
 pub fn run(args: &RunArgs) -> Result<i32, AppError> {
     let started = Instant::now();
-    // Usage errors first, before anything runs.
+    // Usage errors first, before anything runs: a report that could not be
+    // written is found now, not after leftovers were killed.
+    let report_file = open_report(args)?;
     let suppressor = super::load_suppressor(&args.suppress)?;
     // Before any other thread exists, so none of them takes the signals.
     let supervisor = Supervisor::start().map_err(GateError::Signals)?;
@@ -68,20 +74,22 @@ pub fn run(args: &RunArgs) -> Result<i32, AppError> {
     let before = semleak_platform::collect(&quick)?;
     let shm_dir = PathBuf::from(&before.shm.dir);
     let me = std::process::id() as i32;
+    let old_sems = before
+        .shm
+        .semaphores
+        .iter()
+        .map(|s| (s.meta.dev, s.meta.inode))
+        .collect();
     let mut gate = Gate {
         me,
         args,
         config: args.rules.config(),
         supervisor,
+        reaped: None,
         shm_dev: before.shm.dev,
-        old_sems: before
-            .shm
-            .semaphores
-            .iter()
-            .map(|s| (s.meta.dev, s.meta.inode))
-            .collect(),
+        old_sems: Arc::new(old_sems),
         shm_dir,
-        before,
+        before: Arc::new(before),
         opts,
         traces: HashMap::new(),
         sample_findings: BTreeMap::new(),
@@ -89,35 +97,25 @@ pub fn run(args: &RunArgs) -> Result<i32, AppError> {
         cmdlines: HashMap::new(),
         cmd_pid: 0,
         cmd_status: None,
+        cmd_ended_at: None,
         reaped_orphans: 0,
         samples: 0,
         notes,
     };
 
-    let program = &args.command[0];
-    let mut command = Command::new(program);
-    command.args(&args.command[1..]);
-    control::unblock_signals_in_child(&mut command);
-    let child = match command.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("semleak: cannot run {}: {e}", program.to_string_lossy());
-            // The shell's codes: 127 not found, 126 found but not runnable.
-            return Ok(if e.kind() == io::ErrorKind::NotFound {
-                127
-            } else {
-                126
-            });
-        }
-    };
     let cmd_started = Instant::now();
-    gate.cmd_pid = child.id() as i32;
-    gate.supervisor.set_target(gate.cmd_pid);
-    // The gate reaps with waitpid(-1); the Child handle is not waited on.
-    drop(child);
+    match start_command(&gate.supervisor, args) {
+        Ok(started) => {
+            gate.cmd_pid = started.pid;
+            gate.reaped = Some(started.reaped);
+        }
+        Err(code) => return Ok(code),
+    }
 
     let watched = gate.watch_command();
-    let command_duration = cmd_started.elapsed();
+    let command_duration = gate
+        .cmd_ended_at
+        .map_or_else(|| cmd_started.elapsed(), |end| end - cmd_started);
     let outcome = watched.and_then(|()| gate.after_command());
     // Whatever happened above, no descendant is left running unless asked.
     let left_now: &[(i32, u64)] = match &outcome {
@@ -179,6 +177,7 @@ pub fn run(args: &RunArgs) -> Result<i32, AppError> {
         }
     }
     analyze::sort_findings(&mut findings);
+    super::namespace::mark_foreign_pids(&mut findings, &gate.opts.proc_root);
 
     let cmdlines = &gate.cmdlines;
     let lookup = |pid: i32| -> Option<String> {
@@ -200,6 +199,8 @@ pub fn run(args: &RunArgs) -> Result<i32, AppError> {
     report.visibility.complete =
         report.visibility.skipped.is_empty() && report.visibility.notes.is_empty();
     let count = |fate: Fate| fates.values().filter(|f| **f == fate).count();
+    // Every leftover has exactly one fate, so the summary adds up.
+    let not_terminated = count(Fate::NotTerminated);
     report.run = Some(RunInfo {
         command: args
             .command
@@ -218,12 +219,18 @@ pub fn run(args: &RunArgs) -> Result<i32, AppError> {
         leftovers_terminated: count(Fate::Terminated),
         leftovers_killed: count(Fate::Killed),
         leftovers_kept: count(Fate::Kept),
+        leftovers_exited: left.len()
+            - count(Fate::Terminated)
+            - count(Fate::Killed)
+            - count(Fate::Kept)
+            - not_terminated,
+        leftovers_not_terminated: not_terminated,
         reaped_orphans: gate.reaped_orphans,
         signals_received: gate.supervisor.received_signals(),
     });
 
-    if let Some(path) = &args.report {
-        std::fs::write(path, json::render(&report)).map_err(|source| AppError::Write {
+    if let (Some(path), Some(file)) = (&args.report, report_file) {
+        write_report(file, &json::render(&report)).map_err(|source| AppError::Write {
             path: path.clone(),
             source,
         })?;
@@ -241,11 +248,64 @@ pub fn run(args: &RunArgs) -> Result<i32, AppError> {
     let code = status.shell_code();
     Ok(if code != 0 {
         code
-    } else if args.fail_on.fails(report.worst()) {
+    } else if args.fail_on.fails(report.worst()) || not_terminated > 0 {
+        // A leftover semleak could not stop still runs: never a pass.
         EXIT_FINDINGS
     } else {
         EXIT_OK
     })
+}
+
+/// Start the command through the supervisor; on failure, the exit code to
+/// return: 128+N when signal N arrived before it started (it is not
+/// started then), 127 when not found, 126 when not runnable.
+fn start_command(supervisor: &Supervisor, args: &RunArgs) -> Result<Started, i32> {
+    let program = &args.command[0];
+    let mut command = Command::new(program);
+    command.args(&args.command[1..]);
+    match supervisor.spawn(&mut command) {
+        Ok(started) => Ok(started),
+        Err(SpawnError::Stopped(sig)) => {
+            eprintln!(
+                "semleak: received signal {sig} before {} started: not starting it",
+                program.to_string_lossy()
+            );
+            Err(128 + sig)
+        }
+        Err(SpawnError::Io(e)) => {
+            eprintln!("semleak: cannot run {}: {e}", program.to_string_lossy());
+            // The shell's codes: 127 not found, 126 found but not runnable.
+            Err(if e.kind() == io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            })
+        }
+    }
+}
+
+/// Open `--report` for writing before anything runs (creating it, not yet
+/// truncating an existing one), so an unwritable path is a usage error.
+fn open_report(args: &RunArgs) -> Result<Option<File>, AppError> {
+    let Some(path) = &args.report else {
+        return Ok(None);
+    };
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map(Some)
+        .map_err(|source| AppError::Write {
+            path: path.clone(),
+            source,
+        })
+}
+
+fn write_report(mut file: File, text: &str) -> io::Result<()> {
+    file.set_len(0)?;
+    file.write_all(text.as_bytes())?;
+    file.flush()
 }
 
 /// A command line as one string, for labels and allowlist matching.
