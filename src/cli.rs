@@ -183,6 +183,11 @@ pub struct RuleArgs {
 }
 
 impl RuleArgs {
+    /// Thread names matter only where a pile-up is possible.
+    pub fn thread_names_min_threads(&self) -> u32 {
+        u32::try_from(self.thread_pileup.max(2)).unwrap_or(u32::MAX)
+    }
+
     pub fn config(&self) -> Config {
         Config {
             hoard_threshold: self.hold_threshold,

@@ -11,7 +11,9 @@ use crate::report::Report;
 
 pub fn scan(args: &ScanArgs) -> Result<i32, AppError> {
     let suppressor = load_suppressor(&args.suppress)?;
-    let snapshot = collect(&collect_options(&args.collect)?)?;
+    let mut opts = collect_options(&args.collect)?;
+    opts.thread_names_min_threads = args.rules.thread_names_min_threads();
+    let snapshot = collect(&opts)?;
     let findings = analyze::analyze(&snapshot, &args.rules.config());
     let cmdline_of = |pid: i32| {
         snapshot

@@ -203,3 +203,40 @@ fn statvfs(dir: &Path) -> io::Result<FsUsage> {
         inodes_free: st.f_ffree as u64,
     })
 }
+
+/// The `sem.*` regular files of the directory, by device and inode, from
+/// the directory entries alone (`getdents` gives inode and type): no
+/// `lstat` per entry, so the gate can list often on a busy host.
+pub fn semaphore_ids(dir: &Path) -> io::Result<Vec<crate::control_types::SemId>> {
+    use rustix::fs::{FileType, Mode, OFlags, RawDir};
+    let fd = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let dev = rustix::fs::fstat(&fd)?.st_dev;
+    let mut buf = vec![std::mem::MaybeUninit::uninit(); 64 * 1024];
+    let mut entries = RawDir::new(&fd, &mut buf);
+    let mut out = Vec::new();
+    while let Some(entry) = entries.next() {
+        let entry = entry?;
+        let Some(name) = entry.file_name().to_bytes().strip_prefix(b"sem.") else {
+            continue;
+        };
+        let (is_file, inode) = match entry.file_type() {
+            FileType::RegularFile => (true, entry.ino()),
+            FileType::Unknown => {
+                // Filesystems without d_type: ask.
+                match rustix::fs::statat(&fd, entry.file_name(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => (FileType::from_raw_mode(st.st_mode) == FileType::RegularFile, st.st_ino),
+                    Err(_) => continue,
+                }
+            }
+            _ => (false, 0),
+        };
+        if is_file {
+            out.push(crate::control_types::SemId {
+                name: RawName::from(name),
+                dev: dev as u64,
+                inode,
+            });
+        }
+    }
+    Ok(out)
+}

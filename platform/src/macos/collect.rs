@@ -171,7 +171,11 @@ enum Candidate {
 }
 
 fn collect_processes(pids: &[i32], host: &Host, arg_max: usize, started: Instant) -> Vec<Outcome> {
-    crate::parallel::parallel_map(pids, |&pid| collect_process(pid, host, arg_max, started))
+    crate::parallel::parallel_map(
+        pids,
+        |&pid| collect_process(pid, host, arg_max, started),
+        |&pid, reason| Outcome::Unreadable { pid, reason },
+    )
 }
 
 /// Start time in Linux-style clock ticks since boot, from milliseconds since
