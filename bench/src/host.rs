@@ -57,6 +57,50 @@ fn sem_create_unheld(name: &CString) -> io::Result<()> {
     Ok(())
 }
 
+/// Give this process (and so every child it forks) the address-space
+/// shape of a CPython multiprocessing worker: `lines` maps lines, most of
+/// them private file mappings, as its shared libraries and extension
+/// modules give it. Single pages of our own executable at every other
+/// offset, so no two merge; inherited by fork, they cost no memory.
+pub fn shape_address_space(lines: usize) -> io::Result<()> {
+    let now = std::fs::read_to_string("/proc/self/maps")?.lines().count();
+    let file = std::fs::File::open(std::env::current_exe()?)?;
+    let pages = file.metadata()?.len() / 4096;
+    let wanted = lines.saturating_sub(now) as u64;
+    for i in 0..wanted.min(pages / 2) {
+        // SAFETY: a private read-only mapping of one page of a file we
+        // opened; never unmapped, never written.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                (i * 2 * 4096) as libc::off_t,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Maps lines of a CPython worker that imported multiprocessing and
+/// ctypes, measured now if python3 is here.
+pub fn python_worker_maps_lines() -> usize {
+    std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import multiprocessing, ctypes; print(sum(1 for _ in open('/proc/self/maps')))",
+        ])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(136)
+}
+
 impl Host {
     pub fn new(per_holder: usize) -> Self {
         Host {

@@ -7,7 +7,8 @@
 //!
 //! Usage: `cargo build --release -p semleak -p semleak-bench &&
 //! target/release/semleak-bench [--semleak PATH] [--runs N] [--quick]`
-//! (`semleak-bench floor [PROC_ROOT SHM_DIR]` runs the floor alone).
+//! (`semleak-bench floor [PROC_ROOT SHM_DIR]` runs the floor alone;
+//! `semleak-bench host [HOLDERS [SECONDS]]` keeps a host up for profiling).
 
 #[cfg(target_os = "linux")]
 mod floor;
@@ -28,6 +29,17 @@ fn main() {
                 eprintln!("floor: {e}");
                 std::process::exit(2);
             }
+        }
+        return;
+    }
+    if args.first().map(String::as_str) == Some("host") {
+        // `semleak-bench host [HOLDERS [SECONDS]]`: the host, kept
+        // up for profiling, then torn down.
+        let holders = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(2000);
+        let secs = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(600);
+        if let Err(e) = measure::hold(holders, secs) {
+            eprintln!("semleak-bench: {e}");
+            std::process::exit(2);
         }
         return;
     }

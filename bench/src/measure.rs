@@ -264,6 +264,9 @@ pub fn main(args: &[String]) -> Result<(), String> {
         ));
     }
     host::prepare().map_err(|e| format!("cannot prepare: {e}"))?;
+    let lines = host::python_worker_maps_lines();
+    host::shape_address_space(lines).map_err(|e| format!("cannot shape the holders: {e}"))?;
+    println!("holders have the address space of a CPython multiprocessing worker: {lines} maps lines");
     let mut host = Host::new(5);
     let result = run_all(&mut host, &o, &me).map_err(|e| e.to_string());
     host.teardown();
@@ -322,4 +325,27 @@ fn run_all(host: &mut Host, o: &Options, me: &str) -> io::Result<()> {
     }
     println!("load average after: {}", loadavg());
     Ok(())
+}
+
+/// Build the host with `holders` holders and keep it up `secs`
+/// seconds (or until SIGINT/SIGTERM), then tear it down.
+pub fn hold(holders: usize, secs: u64) -> Result<(), String> {
+    host::prepare().map_err(|e| format!("cannot prepare: {e}"))?;
+    host::shape_address_space(host::python_worker_maps_lines())
+        .map_err(|e| format!("cannot shape the holders: {e}"))?;
+    let mut host = Host::new(5);
+    let built = host
+        .add_unheld(5000)
+        .and_then(|()| host.add_zombies(500))
+        .and_then(|()| host.grow_holders(holders));
+    if built.is_ok() {
+        println!("{}; up for {secs}s (Ctrl-C tears it down)", host_line(&host));
+        let until = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < until && !STOP.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    host.teardown();
+    println!("torn down");
+    built.map_err(|e| e.to_string())
 }

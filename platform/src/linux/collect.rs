@@ -109,6 +109,9 @@ pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
         visibility.notes.push(note);
     }
     attach_holders(&mut shm, &processes);
+    // The Snapshot lives through analysis and reporting: no growth slack.
+    shm.semaphores.shrink_to_fit();
+    shm.residents.shrink_to_fit();
 
     let mut snapshot = Snapshot {
         format: SNAPSHOT_FORMAT,

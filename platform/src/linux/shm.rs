@@ -184,17 +184,7 @@ fn read_semaphore(dir: &Path, sem_name: &[u8], path: &Path, md: &fs::Metadata) -
 // The statvfs field types differ between targets (u32 on 32-bit).
 #[allow(clippy::unnecessary_cast)]
 fn statvfs(dir: &Path) -> io::Result<FsUsage> {
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
-    // SAFETY: `c` is a valid NUL-terminated path and `st` points to writable
-    // memory of the right type; statvfs only writes into it.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: statvfs returned 0, so it initialised the struct.
-    let st = unsafe { st.assume_init() };
+    let st = rustix::fs::statvfs(dir)?;
     let frsize = st.f_frsize as u64;
     Ok(FsUsage {
         bytes_total: st.f_blocks as u64 * frsize,

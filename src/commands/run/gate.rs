@@ -307,19 +307,40 @@ pub(super) fn sampler(
     tx: std::sync::mpsc::Sender<Result<Snapshot, semleak_platform::CollectError>>,
 ) {
     use std::sync::atomic::Ordering;
+    let mut next = Instant::now() + interval;
     loop {
-        let next = Instant::now() + interval;
         while Instant::now() < next {
             if stop.load(Ordering::Relaxed) {
                 return;
             }
             std::thread::sleep(TICK);
         }
+        let cpu_before = process_cpu_time();
         let sample = semleak_platform::collect(&opts);
+        // On a busy host one sample costs a lot of CPU: wait long enough
+        // that sampling stays within SAMPLING_CPU_SHARE of one core.
+        let cost = process_cpu_time().saturating_sub(cpu_before);
+        next = Instant::now() + interval.max(cost.mul_f64(1.0 / SAMPLING_CPU_SHARE - 1.0));
         if stop.load(Ordering::Relaxed) || tx.send(sample).is_err() {
             return;
         }
     }
+}
+
+/// The most of one core the gate's samples may use while the command runs.
+const SAMPLING_CPU_SHARE: f64 = 0.05;
+
+/// CPU time this process has used (all threads).
+fn process_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a live pointer.
+    if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
 }
 
 fn cmdline_label(proc_root: &Path, pid: i32) -> String {
