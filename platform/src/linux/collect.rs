@@ -39,6 +39,7 @@ pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
         None => (PathBuf::from(DEFAULT_SHM_DIR), false),
     };
     let (mut shm, shm_note) = shm::collect_shm(&shm_dir, required)?;
+    shm::read_values(&shm_dir, &mut shm.semaphores);
 
     let mut prefix = shm_dir.as_os_str().as_bytes().to_vec();
     if !prefix.ends_with(b"/") {
