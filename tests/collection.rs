@@ -51,7 +51,10 @@ fn fixture() -> Fixture {
     write(&proc_root.join("stat"), b"cpu 1 2 3\nbtime 1700000000\n");
     add_process(&proc_root, 1, 0, "tini", 'S', USER_FLAGS, "");
     fs::create_dir_all(proc_root.join("self")).unwrap();
-    write(&proc_root.join("self/status"), b"Name:\tsemleak\nNSpid:\t1\n");
+    write(
+        &proc_root.join("self/status"),
+        b"Name:\tsemleak\nNSpid:\t1\n",
+    );
     Fixture {
         _tmp: tmp,
         proc_root,
@@ -110,9 +113,15 @@ fn zombies_under_a_containers_pid_2_are_reported_and_kernel_threads_are_not() {
     let zombies = findings(&report, "zombie");
     assert_eq!(zombies.len(), 1, "{zombies:?}");
     assert_eq!(zombies[0]["parent_pid"], 2);
-    assert_eq!(zombies[0]["pids"], serde_json::json!([10, 11, 12, 13, 14, 15]));
+    assert_eq!(
+        zombies[0]["pids"],
+        serde_json::json!([10, 11, 12, 13, 14, 15])
+    );
     let all = report["findings"].to_string();
-    assert!(!all.contains("kworker"), "kernel threads are not user processes: {all}");
+    assert!(
+        !all.contains("kworker"),
+        "kernel threads are not user processes: {all}"
+    );
 }
 
 #[test]
@@ -121,7 +130,15 @@ fn every_name_of_a_hard_linked_semaphore_gets_its_holders() {
     let a = fx.shm.join("sem.first-name");
     write(&a, &semaphore_file());
     fs::hard_link(&a, fx.shm.join("sem.second-name")).unwrap();
-    add_process(&fx.proc_root, 100, 1, "holder", 'S', USER_FLAGS, &maps_line(&a));
+    add_process(
+        &fx.proc_root,
+        100,
+        1,
+        "holder",
+        'S',
+        USER_FLAGS,
+        &maps_line(&a),
+    );
     let report = scan(&fx);
     for name in ["first-name", "second-name"] {
         let sem = inventory_semaphore(&report, name).unwrap();
@@ -140,8 +157,15 @@ fn a_nested_pid_namespace_makes_visibility_incomplete_and_leaks_uncertain() {
     add_process(&fx.proc_root, 100, 1, "app", 'S', USER_FLAGS, "");
 
     let report = scan(&fx);
-    assert_eq!(report["visibility"]["complete"], true, "{}", report["visibility"]);
-    assert_eq!(findings(&report, "leaked_semaphore")[0]["confidence"], "certain");
+    assert_eq!(
+        report["visibility"]["complete"], true,
+        "{}",
+        report["visibility"]
+    );
+    assert_eq!(
+        findings(&report, "leaked_semaphore")[0]["confidence"],
+        "certain"
+    );
 
     // Now semleak's own NSpid says it runs in a child pid namespace.
     write(

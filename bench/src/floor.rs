@@ -111,7 +111,12 @@ pub fn run(proc_root: &str, shm_dir: &str) -> io::Result<Counts> {
             continue;
         }
         let _ = read_into(&dir, "cmdline", &mut text);
-        if let Ok(maps) = openat(&dir, "maps", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+        if let Ok(maps) = openat(
+            &dir,
+            "maps",
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
             let walked = procmap::shared_file_vmas(&maps, |_| counts.shared_mappings += 1);
             if let Err(Ok(procmap::Unsupported)) = walked {
                 counts.text_maps = true;

@@ -131,7 +131,11 @@ impl Host {
 
     /// Fork a child that runs `body`, then blocks until killed. It dies
     /// with us and writes one byte to `ready` when set up.
-    fn fork(&mut self, (wait, ready): (libc::c_int, libc::c_int), body: impl FnOnce()) -> io::Result<()> {
+    fn fork(
+        &mut self,
+        (wait, ready): (libc::c_int, libc::c_int),
+        body: impl FnOnce(),
+    ) -> io::Result<()> {
         // SAFETY: this process is single-threaded when it forks (the tools
         // it times run as separate processes), so the child may run
         // ordinary code before it pauses.
@@ -174,7 +178,9 @@ impl Host {
             self.fork(ends, || {
                 for name in &names {
                     // SAFETY: as in sem_create; the mapping is kept.
-                    unsafe { libc::sem_open(name.as_ptr(), libc::O_CREAT, 0o600 as libc::c_uint, 1) };
+                    unsafe {
+                        libc::sem_open(name.as_ptr(), libc::O_CREAT, 0o600 as libc::c_uint, 1)
+                    };
                 }
             })?;
             self.holders += 1;

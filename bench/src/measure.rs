@@ -117,7 +117,12 @@ impl Tool {
         }
     }
     fn wall_ms(&self) -> f64 {
-        median(self.samples.iter().map(|s| s.wall.as_secs_f64() * 1e3).collect())
+        median(
+            self.samples
+                .iter()
+                .map(|s| s.wall.as_secs_f64() * 1e3)
+                .collect(),
+        )
     }
     fn rss_mib(&self) -> f64 {
         median(
@@ -128,7 +133,12 @@ impl Tool {
         )
     }
     fn cpu_ms(&self) -> f64 {
-        median(self.samples.iter().map(|s| s.cpu.as_secs_f64() * 1e3).collect())
+        median(
+            self.samples
+                .iter()
+                .map(|s| s.cpu.as_secs_f64() * 1e3)
+                .collect(),
+        )
     }
 }
 
@@ -206,14 +216,20 @@ fn print_table(tools: &[Tool], lsof: usize, floor: usize) {
 /// The full comparison on the current host.
 fn full_table(semleak: &str, me: &str, runs: usize) -> io::Result<f64> {
     let mut tools = vec![
-        Tool::new("semleak scan --format json", &[semleak, "scan", "--format", "json"]),
+        Tool::new(
+            "semleak scan --format json",
+            &[semleak, "scan", "--format", "json"],
+        ),
         Tool::new(
             "semleak scan --format json --sample-window 0s",
             &[semleak, "scan", "--format", "json", "--sample-window", "0s"],
         ),
         Tool::new("raw floor (1 thread, bench/src/floor.rs)", &[me, "floor"]),
         Tool::new("lsof -n /dev/shm", &["lsof", "-n", "/dev/shm"]),
-        Tool::new("ps -eo pid,ppid,stat,args", &["ps", "-eo", "pid,ppid,stat,args"]),
+        Tool::new(
+            "ps -eo pid,ppid,stat,args",
+            &["ps", "-eo", "pid,ppid,stat,args"],
+        ),
     ];
     measure(&mut tools, runs)?;
     print_table(&tools, 3, 2);
@@ -224,7 +240,15 @@ fn full_table(semleak: &str, me: &str, runs: usize) -> io::Result<f64> {
 /// `semleak run -- sleep 1` (the same before/after snapshots), per second
 /// of the 10 s difference.
 fn gate_share(semleak: &str, pairs: usize) -> io::Result<(f64, f64)> {
-    let run = |secs: &str| run_tool(&[semleak.into(), "run".into(), "--".into(), "sleep".into(), secs.into()]);
+    let run = |secs: &str| {
+        run_tool(&[
+            semleak.into(),
+            "run".into(),
+            "--".into(),
+            "sleep".into(),
+            secs.into(),
+        ])
+    };
     let mut shares = Vec::new();
     let mut interval_cpu = Vec::new();
     for _ in 0..pairs {
@@ -241,10 +265,19 @@ fn gate_share(semleak: &str, pairs: usize) -> io::Result<(f64, f64)> {
     Ok((median(shares), median(interval_cpu)))
 }
 
-fn scaling_point(host: &mut Host, n: usize, semleak: &str, me: &str, runs: usize) -> io::Result<(f64, f64)> {
+fn scaling_point(
+    host: &mut Host,
+    n: usize,
+    semleak: &str,
+    me: &str,
+    runs: usize,
+) -> io::Result<(f64, f64)> {
     host.grow_holders(n)?;
     let mut tools = vec![
-        Tool::new("semleak", &[semleak, "scan", "--format", "json", "--sample-window", "0s"]),
+        Tool::new(
+            "semleak",
+            &[semleak, "scan", "--format", "json", "--sample-window", "0s"],
+        ),
         Tool::new("floor", &[me, "floor"]),
     ];
     measure(&mut tools, runs)?;
@@ -266,7 +299,9 @@ pub fn main(args: &[String]) -> Result<(), String> {
     host::prepare().map_err(|e| format!("cannot prepare: {e}"))?;
     let lines = host::python_worker_maps_lines();
     host::shape_address_space(lines).map_err(|e| format!("cannot shape the holders: {e}"))?;
-    println!("holders have the address space of a CPython multiprocessing worker: {lines} maps lines");
+    println!(
+        "holders have the address space of a CPython multiprocessing worker: {lines} maps lines"
+    );
     let mut host = Host::new(5);
     let result = run_all(&mut host, &o, &me).map_err(|e| e.to_string());
     host.teardown();
@@ -311,11 +346,20 @@ fn run_all(host: &mut Host, o: &Options, me: &str) -> io::Result<()> {
     scaling.push((host.holders, point));
 
     host.grow_holders(sizes[3])?;
-    println!("\n== {} holder processes: {}", host.holders, host_line(host));
+    println!(
+        "\n== {} holder processes: {}",
+        host.holders,
+        host_line(host)
+    );
     full_table(s, me, o.runs)?;
 
-    println!("\n== scaling (semleak scan --format json --sample-window 0s, and the floor; medians)");
-    println!("  {:>8} {:>11} {:>10} {:>14} {:>9}", "holders", "semleak ms", "floor ms", "semleak ms/1k", "× floor");
+    println!(
+        "\n== scaling (semleak scan --format json --sample-window 0s, and the floor; medians)"
+    );
+    println!(
+        "  {:>8} {:>11} {:>10} {:>14} {:>9}",
+        "holders", "semleak ms", "floor ms", "semleak ms/1k", "× floor"
+    );
     for (n, (sl, fl)) in &scaling {
         println!(
             "  {n:>8} {sl:>11.0} {fl:>10.0} {:>14.0} {:>9.2}",
@@ -339,7 +383,10 @@ pub fn hold(holders: usize, secs: u64) -> Result<(), String> {
         .and_then(|()| host.add_zombies(500))
         .and_then(|()| host.grow_holders(holders));
     if built.is_ok() {
-        println!("{}; up for {secs}s (Ctrl-C tears it down)", host_line(&host));
+        println!(
+            "{}; up for {secs}s (Ctrl-C tears it down)",
+            host_line(&host)
+        );
         let until = Instant::now() + Duration::from_secs(secs);
         while Instant::now() < until && !STOP.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(100));

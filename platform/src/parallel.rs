@@ -39,7 +39,9 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(
                 h.join().unwrap_or_else(|payload| {
                     // Only `on_panic` itself can get here.
                     let why = panic_message(payload.as_ref());
-                    part.iter().map(|item| on_panic(item, why.clone())).collect()
+                    part.iter()
+                        .map(|item| on_panic(item, why.clone()))
+                        .collect()
                 })
             })
             .collect()

@@ -3,9 +3,9 @@
 use std::fs;
 
 use super::{collect_options, stream_stdout};
-use crate::report::json;
 use crate::cli::SnapshotArgs;
 use crate::exit::{AppError, EXIT_OK};
+use crate::report::json;
 
 pub fn snapshot(args: &SnapshotArgs) -> Result<i32, AppError> {
     let snapshot = semleak_platform::collect(&collect_options(&args.collect)?)?;

@@ -16,7 +16,10 @@ pub fn write(report: &Report, out: &mut impl std::io::Write) -> std::io::Result<
 }
 
 /// Pretty JSON of any serialisable value, newline-terminated, streamed.
-pub fn write_value(value: &impl serde::Serialize, out: &mut impl std::io::Write) -> std::io::Result<()> {
+pub fn write_value(
+    value: &impl serde::Serialize,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, value).map_err(std::io::Error::from)?;
     out.write_all(b"\n")
 }

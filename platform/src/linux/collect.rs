@@ -86,20 +86,18 @@ pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
             processes.push(*process);
         }
     }
-    read_needed_status(
-        proc_root,
-        &mut processes,
-        skipped.iter().map(|(i, _)| *i),
-    );
-    let mut visibility = Visibility::default();
-    visibility.skipped = skipped
-        .into_iter()
-        .map(|(i, reason)| SkippedProcess {
-            pid: processes[i].pid,
-            reason,
-            uid: processes[i].uid,
-        })
-        .collect();
+    read_needed_status(proc_root, &mut processes, skipped.iter().map(|(i, _)| *i));
+    let mut visibility = Visibility {
+        skipped: skipped
+            .into_iter()
+            .map(|(i, reason)| SkippedProcess {
+                pid: processes[i].pid,
+                reason,
+                uid: processes[i].uid,
+            })
+            .collect(),
+        ..Visibility::default()
+    };
     visibility.processes_total = processes.len();
     visibility.processes_inspected = processes.iter().filter(|p| p.inspected).count();
     if let Some(note) = shm_note {
@@ -152,7 +150,11 @@ fn listed_inodes(shm: &Shm) -> Vec<u64> {
 /// is a namespace's init), processes adopted by pid 1 or by a namespace's
 /// init (orphan candidates, whose owner `clean` checks), and processes that
 /// could not be inspected (whose uid decides what they could hold).
-fn read_needed_status(proc_root: &Path, processes: &mut [Process], extra: impl Iterator<Item = usize>) {
+fn read_needed_status(
+    proc_root: &Path,
+    processes: &mut [Process],
+    extra: impl Iterator<Item = usize>,
+) {
     let index: HashMap<i32, usize> = processes
         .iter()
         .enumerate()
@@ -210,11 +212,17 @@ fn nested_pid_namespace(proc_root: &Path) -> Option<String> {
 fn attach_holders(shm: &mut Shm, processes: &[Process]) {
     let mut sem_index: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
     for (i, s) in shm.semaphores.iter().enumerate() {
-        sem_index.entry((s.meta.dev, s.meta.inode)).or_default().push(i);
+        sem_index
+            .entry((s.meta.dev, s.meta.inode))
+            .or_default()
+            .push(i);
     }
     let mut resident_index: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
     for (i, r) in shm.residents.iter().enumerate() {
-        resident_index.entry((r.meta.dev, r.meta.inode)).or_default().push(i);
+        resident_index
+            .entry((r.meta.dev, r.meta.inode))
+            .or_default()
+            .push(i);
     }
     for p in processes {
         for m in &p.shm_maps {

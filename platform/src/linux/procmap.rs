@@ -39,10 +39,8 @@ pub const SHARED_FILE_VMAS: u64 =
     PROCMAP_QUERY_COVERING_OR_NEXT_VMA | PROCMAP_QUERY_FILE_BACKED_VMA | PROCMAP_QUERY_VMA_SHARED;
 
 /// `_IOWR('f', 17, struct procmap_query)`.
-pub const PROCMAP_QUERY: u32 = (3 << 30)
-    | ((std::mem::size_of::<ProcmapQuery>() as u32) << 16)
-    | ((b'f' as u32) << 8)
-    | 17;
+pub const PROCMAP_QUERY: u32 =
+    (3 << 30) | ((std::mem::size_of::<ProcmapQuery>() as u32) << 16) | ((b'f' as u32) << 8) | 17;
 
 /// One shared file mapping as the ioctl reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,11 +121,7 @@ mod ioctl {
 
     /// The name of the VMA covering `start` (its file's path, ` (deleted)`
     /// appended when unlinked), written into `buf`; `None` when it has none.
-    pub fn query_name<'b>(
-        maps: impl AsFd,
-        start: u64,
-        buf: &'b mut [u8],
-    ) -> io::Result<Option<&'b [u8]>> {
+    pub fn query_name(maps: impl AsFd, start: u64, buf: &mut [u8]) -> io::Result<Option<&[u8]>> {
         let mut q = ProcmapQuery {
             size: std::mem::size_of::<ProcmapQuery>() as u64,
             query_flags: SHARED_FILE_VMAS,

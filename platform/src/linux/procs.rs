@@ -123,7 +123,11 @@ fn read_all(fd: impl AsFd, buf: &mut Vec<u8>) -> rustix::io::Result<()> {
     }
 }
 
-fn read_at(dir: impl AsFd, path: impl rustix::path::Arg, buf: &mut Vec<u8>) -> rustix::io::Result<()> {
+fn read_at(
+    dir: impl AsFd,
+    path: impl rustix::path::Arg,
+    buf: &mut Vec<u8>,
+) -> rustix::io::Result<()> {
     read_all(open_file(dir, path)?, buf)
 }
 
@@ -168,8 +172,8 @@ impl<'a> ProcScan<'a> {
         thread_names_min: u32,
     ) -> io::Result<Self> {
         let root = open_dir(CWD, proc_root)?;
-        let live = rustix::fs::fstatfs(&root)
-            .is_ok_and(|s| s.f_type as i64 == rustix::fs::PROC_SUPER_MAGIC as i64);
+        let live =
+            rustix::fs::fstatfs(&root).is_ok_and(|s| s.f_type == rustix::fs::PROC_SUPER_MAGIC);
         Ok(ProcScan {
             proc_root,
             root,
@@ -230,7 +234,9 @@ impl<'a> ProcScan<'a> {
         }
         let stat = match parse_stat(&bufs.text) {
             Ok(s) => s,
-            Err(e) => return seen_uninspected(format!("{}: {e}", self.path(pid, "stat").display())),
+            Err(e) => {
+                return seen_uninspected(format!("{}: {e}", self.path(pid, "stat").display()))
+            }
         };
         let mut p = Process {
             pid,
@@ -268,7 +274,10 @@ impl<'a> ProcScan<'a> {
                 p.shm_maps = maps;
                 None
             }
-            Err(e) if e.raw_os_error().is_some_and(|c| gone(Errno::from_raw_os_error(c))) => {
+            Err(e)
+                if e.raw_os_error()
+                    .is_some_and(|c| gone(Errno::from_raw_os_error(c))) =>
+            {
                 return ProcOutcome::Vanished
             }
             Err(e) => Some(describe(&self.path(pid, "maps"), e)),
@@ -306,7 +315,9 @@ impl<'a> ProcScan<'a> {
             }
         }
         read_all(&maps, &mut bufs.text)?;
-        let lines = parse_maps(bufs.text.as_slice(), |dev, _, path| self.shm.keep(dev, path))?;
+        let lines = parse_maps(bufs.text.as_slice(), |dev, _, path| {
+            self.shm.keep(dev, path)
+        })?;
         Ok(lines
             .into_iter()
             .map(|l| ShmMapping {
@@ -536,10 +547,7 @@ pub fn complete_candidates(
 /// read `semleak run` repeats. `PROCMAP_QUERY` where the kernel has it,
 /// else the maps text.
 pub fn shm_mapping_ids(proc_root: &Path, pid: i32, shm_dev: u64) -> io::Result<Vec<(u64, u64)>> {
-    let maps = open_file(
-        CWD,
-        proc_root.join(pid.to_string()).join("maps").as_path(),
-    )?;
+    let maps = open_file(CWD, proc_root.join(pid.to_string()).join("maps").as_path())?;
     let mut ids = Vec::new();
     match procmap::shared_file_vmas(&maps, |vma| {
         if vma.dev == shm_dev {
@@ -626,7 +634,13 @@ mod tests {
             listed: &listed,
         };
         let scan = ProcScan::open(root, filter, None, 100, 2).unwrap();
-        let dir = openat(&scan.root, DecInt::new(me), OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        let dir = openat(
+            &scan.root,
+            DecInt::new(me),
+            OFlags::PATH | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
         let mut bufs = Buffers {
             text: Vec::new(),
             dirents: vec![MaybeUninit::uninit(); 4096],
@@ -657,7 +671,10 @@ mod tests {
             .filter_map(|n| n.parse().ok())
             .collect();
         if version.as_slice() >= [6, 11].as_slice() {
-            assert!(kernel_has_it, "kernel {kernel:?} has PROCMAP_QUERY, but it was not used");
+            assert!(
+                kernel_has_it,
+                "kernel {kernel:?} has PROCMAP_QUERY, but it was not used"
+            );
         }
         assert!(!shm_mapping_ids(root, me, shm.dev())
             .unwrap()

@@ -258,7 +258,11 @@ static LAST_LISTING: std::sync::Mutex<Option<Listing>> = std::sync::Mutex::new(N
 /// the one of the last listing, so the gate can ask often on a busy host.
 pub fn semaphore_ids(dir: &Path) -> io::Result<Vec<crate::control_types::SemId>> {
     use rustix::fs::{Mode, OFlags};
-    let fd = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     let st = rustix::fs::fstat(&fd)?;
     #[allow(clippy::unnecessary_cast)] // field types differ between targets
     let stamp = DirStamp {
@@ -302,8 +306,15 @@ fn list_semaphore_ids(fd: &OwnedFd, dev: u64) -> io::Result<Vec<crate::control_t
             FileType::RegularFile => (true, entry.ino()),
             FileType::Unknown => {
                 // Filesystems without d_type: ask.
-                match rustix::fs::statat(fd, entry.file_name(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(st) => (FileType::from_raw_mode(st.st_mode) == FileType::RegularFile, st.st_ino),
+                match rustix::fs::statat(
+                    fd,
+                    entry.file_name(),
+                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                ) {
+                    Ok(st) => (
+                        FileType::from_raw_mode(st.st_mode) == FileType::RegularFile,
+                        st.st_ino,
+                    ),
                     Err(_) => continue,
                 }
             }

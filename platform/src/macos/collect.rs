@@ -313,6 +313,7 @@ fn read_descriptors(p: &mut Process, fds: &[proc_fdinfo], started: Instant) -> V
                         flags: Some(snapshot_open_flags(end.openflags)),
                         peer_inode: None,
                         peer_closed: false,
+                        access: None,
                     });
                     pipe_ends.push(end);
                 }
@@ -334,6 +335,7 @@ fn read_descriptors(p: &mut Process, fds: &[proc_fdinfo], started: Instant) -> V
                         // libproc names the peer by pcb, not by socket id.
                         peer_inode: None,
                         peer_closed: false,
+                        access: None,
                     });
                     if let Some(sock) = unix_socket(fd.proc_fd, &info) {
                         unix_socks.push(sock);

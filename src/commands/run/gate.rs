@@ -329,7 +329,7 @@ pub(super) fn sampler(
 
 /// The most of one core the gate's samples may use while the command runs
 /// (the rest of a 5% budget goes to reaping and watching for semaphores).
-const SAMPLING_CPU_SHARE: f64 = 0.04;
+const SAMPLING_CPU_SHARE: f64 = 0.03;
 
 /// CPU time this process has used (all threads).
 fn process_cpu_time() -> Duration {
@@ -341,7 +341,10 @@ fn process_cpu_time() -> Duration {
     if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } != 0 {
         return Duration::ZERO;
     }
-    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 fn cmdline_label(proc_root: &Path, pid: i32) -> String {
