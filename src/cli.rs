@@ -84,7 +84,8 @@ pub struct RunArgs {
     /// After the command exits, wait this long for its descendants to finish on their own.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, help_heading = "Gate")]
     pub grace: Duration,
-    /// Sample the host this often while the command runs (0s: only before and after).
+    /// Sample the host this often while the command runs (0s: only before and after); on a
+    /// busy host samples are spaced further apart so that they use at most 5% of one core.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration, help_heading = "Gate")]
     pub interval: Duration,
     /// SIGKILL leftover descendants still running this long after SIGTERM.
@@ -189,6 +190,11 @@ pub struct RuleArgs {
 }
 
 impl RuleArgs {
+    /// Thread names matter only where a pile-up is possible.
+    pub fn thread_names_min_threads(&self) -> u32 {
+        u32::try_from(self.thread_pileup.max(2)).unwrap_or(u32::MAX)
+    }
+
     pub fn config(&self) -> Config {
         Config {
             hoard_threshold: self.hold_threshold,

@@ -23,7 +23,7 @@ pub mod rawname;
 
 pub use error::CollectError;
 pub use model::*;
-pub use options::{CollectOptions, DEFAULT_SHM_DIR};
+pub use options::{CollectOptions, DEFAULT_SHM_DIR, DEFAULT_THREAD_NAMES_MIN_THREADS};
 pub use rawname::{escape_for_terminal, RawName};
 
 /// Collect a Snapshot of this host.

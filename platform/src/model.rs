@@ -126,6 +126,9 @@ pub struct Process {
     pub session: i32,
     /// One-letter state from `/proc/PID/stat` (`R`, `S`, `Z`, …).
     pub state: char,
+    /// Real uid (`/proc/PID/status`) where status was read; elsewhere the
+    /// owner of `/proc/PID`, which is the effective uid (root for a
+    /// process that is not dumpable).
     pub uid: Option<u32>,
     /// Start time, milliseconds since the Unix epoch, when the boot time is known.
     pub start_time_ms: Option<u64>,
@@ -140,6 +143,8 @@ pub struct Process {
     #[serde(default)]
     pub thread_names: Vec<RawName>,
     /// Signal masks from `/proc/PID/status` (bit N-1 is signal N).
+    /// Read for the processes a rule asks about (zombie parents, parents,
+    /// adopted processes, wakeup-channel holders, uninspected processes).
     pub sig_caught: Option<u64>,
     pub sig_ignored: Option<u64>,
     /// Pids of this process in nested pid namespaces, outermost first (`NSpid`).
@@ -156,6 +161,14 @@ pub struct Process {
     pub psem_names: Vec<RawName>,
     /// Whether the per-process details (maps, fds) could be read.
     pub inspected: bool,
+    /// A kernel thread (`PF_KTHREAD` in stat's flags): no memory, no
+    /// descriptors, not a user process.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub kernel_thread: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 impl Process {
@@ -170,9 +183,10 @@ impl Process {
             .collect::<Vec<_>>()
             .join(" ")
     }
-    /// Kernel threads have no command line and are children of kthreadd (2).
+    /// Kernel threads, by the kernel's own flag: pid 2 and its children
+    /// are ordinary processes inside a container.
     pub fn is_kernel_thread(&self) -> bool {
-        self.pid == 2 || self.ppid == 2
+        self.kernel_thread
     }
 }
 
@@ -180,7 +194,10 @@ impl Process {
 pub struct ShmMapping {
     pub dev: u64,
     pub inode: u64,
-    /// The path as maps shows it, ` (deleted)` suffix removed.
+    /// The path as maps shows it, ` (deleted)` suffix removed; collected
+    /// only for files not in the shared-memory directory's listing (it
+    /// names unlinked semaphores), empty otherwise.
+    #[serde(default)]
     pub path: RawName,
     pub deleted: bool,
 }
@@ -199,8 +216,13 @@ pub struct Fd {
     pub kind: FdKind,
     /// pipefs / sockfs inode from the `pipe:[N]` / `socket:[N]` link.
     pub inode: u64,
-    /// Open flags from fdinfo (octal there), when readable.
+    /// Open flags from fdinfo (octal there), read only where a rule needs
+    /// them (wakeup-channel candidates; fixture trees).
     pub flags: Option<u32>,
+    /// Access mode (0 read, 1 write, 2 both) from the permission bits
+    /// procfs gives the `/proc/PID/fd/N` link, where `flags` is not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<u32>,
     /// Unix sockets: the inode of the connected peer socket (sock_diag).
     #[serde(default)]
     pub peer_inode: Option<u64>,
@@ -216,7 +238,7 @@ impl Fd {
     }
     /// Access mode: 0 read-only, 1 write-only, 2 read-write.
     pub fn access_mode(&self) -> Option<u32> {
-        self.flags.map(|f| f & 0o3)
+        self.flags.map(|f| f & 0o3).or(self.access)
     }
 }
 
@@ -268,6 +290,10 @@ pub struct Visibility {
     /// list of unheld semaphores).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// The collector runs in a nested pid namespace: processes of the
+    /// enclosing namespaces are invisible and could hold anything.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub nested_pid_namespace: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

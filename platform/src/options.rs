@@ -20,7 +20,14 @@ pub struct CollectOptions {
     /// Semaphore names to probe with `sem_open(name, 0)` where the OS cannot
     /// list them (macOS).
     pub probe_names: Vec<RawName>,
+    /// Thread names are read only for processes with at least this many
+    /// threads (the thread pile-up threshold; a pile-up needs that many
+    /// same-named threads besides the main one). 2 reads them all.
+    pub thread_names_min_threads: u32,
 }
+
+/// The thread pile-up rule's default threshold.
+pub const DEFAULT_THREAD_NAMES_MIN_THREADS: u32 = 16;
 
 impl Default for CollectOptions {
     fn default() -> Self {
@@ -29,6 +36,7 @@ impl Default for CollectOptions {
             shm_dir: None,
             sample_window: Duration::from_millis(300),
             probe_names: Vec::new(),
+            thread_names_min_threads: DEFAULT_THREAD_NAMES_MIN_THREADS,
         }
     }
 }

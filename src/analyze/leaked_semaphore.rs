@@ -42,7 +42,7 @@ pub(crate) fn finding(snapshot: &Snapshot, sem: &Semaphore) -> Finding {
             .is_some_and(|r| !r.starts_with("cannot read"))
     {
         Confidence::Possible
-    } else if hidden.is_empty() {
+    } else if hidden.is_empty() && !snapshot.visibility.nested_pid_namespace {
         Confidence::Certain
     } else {
         Confidence::Likely
@@ -87,6 +87,13 @@ pub(crate) fn finding(snapshot: &Snapshot, sem: &Semaphore) -> Finding {
             shown.join(", "),
             if hidden.len() > 10 { ", …" } else { "" }
         ));
+    }
+    if snapshot.visibility.nested_pid_namespace {
+        f.evidence.push(
+            "not certain: semleak ran in a nested pid namespace, so processes outside it \
+             (which may share this directory) were not seen"
+                .into(),
+        );
     }
     if confidence == Confidence::Possible {
         f.evidence.push(format!(

@@ -254,4 +254,17 @@ mod tests {
         );
         assert_eq!(of(84), Some(Adopter::Subreaper { pid: 50 }));
     }
+
+    #[test]
+    fn kernel_threads_by_flag_not_by_pid_2() {
+        let snap = snapshot();
+        // pid 2 of a container and its children are ordinary processes.
+        let container_pid2 = process(2, 1, "python3 dispatcher.py");
+        let child = process(9, 2, "python3 worker.py");
+        assert!(is_user_process(&snap, &container_pid2));
+        assert!(is_user_process(&snap, &child));
+        let mut kworker = process(15, 2, "");
+        kworker.kernel_thread = true;
+        assert!(!is_user_process(&snap, &kworker));
+    }
 }

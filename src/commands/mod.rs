@@ -76,7 +76,7 @@ pub fn parse_probe_names(bytes: &[u8]) -> Vec<RawName> {
 /// Render a report in the chosen format to stdout.
 pub fn emit(report: &Report, format: Format) -> Result<(), AppError> {
     let text = match format {
-        Format::Json => json::render(report),
+        Format::Json => return stream_stdout(|out| json::write(report, out)),
         Format::Table => table::render(
             report,
             &table::TableOptions {
@@ -85,6 +85,22 @@ pub fn emit(report: &Report, format: Format) -> Result<(), AppError> {
         ),
     };
     write_stdout(&text)
+}
+
+/// Stream to stdout through a buffer; a reader that went away is not an
+/// error.
+pub fn stream_stdout(
+    write: impl FnOnce(&mut io::BufWriter<io::StdoutLock<'static>>) -> io::Result<()>,
+) -> Result<(), AppError> {
+    let mut out = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
+    match write(&mut out).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(source) => Err(AppError::Write {
+            path: PathBuf::from("<stdout>"),
+            source,
+        }),
+        Ok(()) => Ok(()),
+    }
 }
 
 /// Write to stdout; a reader that went away (`semleak scan | head`) is not

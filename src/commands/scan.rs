@@ -11,7 +11,8 @@ use crate::report::Report;
 
 pub fn scan(args: &ScanArgs) -> Result<i32, AppError> {
     let suppressor = load_suppressor(&args.suppress)?;
-    let opts = collect_options(&args.collect)?;
+    let mut opts = collect_options(&args.collect)?;
+    opts.thread_names_min_threads = args.rules.thread_names_min_threads();
     let snapshot = collect(&opts)?;
     let mut findings = analyze::analyze(&snapshot, &args.rules.config());
     super::namespace::mark_foreign_pids(&mut findings, &opts.proc_root);

@@ -17,6 +17,7 @@ fn read_end(fd: i32, inode: u64) -> Fd {
         flags: Some(0),
         peer_inode: None,
         peer_closed: false,
+        access: None,
     }
 }
 

@@ -54,6 +54,15 @@ pub fn is_same_live_process(proc_root: &Path, pid: i32, start_ticks: u64) -> boo
     )
 }
 
+/// CPU time this process has used so far, all threads; zero if unknown.
+pub fn own_cpu_time() -> std::time::Duration {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    std::time::Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
 /// Device of a directory (`st_dev`).
 pub fn dir_dev(dir: &Path) -> io::Result<u64> {
     use std::os::unix::fs::MetadataExt;

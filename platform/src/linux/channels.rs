@@ -49,10 +49,11 @@ pub fn sample_channels(snapshot: &mut Snapshot, opts: &CollectOptions, started: 
     if opts.sample_window.is_zero() {
         return;
     }
-    let candidates = find_self_channels(&snapshot.processes, snapshot.host.collector_pid);
+    let mut candidates = find_self_channels(&snapshot.processes, snapshot.host.collector_pid);
     if candidates.is_empty() {
         return;
     }
+    super::procs::complete_candidates(&opts.proc_root, &mut snapshot.processes, &mut candidates);
     let window_start = Instant::now();
     let first = sample_all(&candidates, first_dump.as_ref(), started);
     if let Some(rest) = opts.sample_window.checked_sub(window_start.elapsed()) {

@@ -15,7 +15,7 @@ use crate::model::{Host, Limits, Process, Semaphore, Shm, SkippedProcess, Snapsh
 use crate::options::{CollectOptions, DEFAULT_SHM_DIR};
 use crate::rawname::RawName;
 
-use super::procs::{self, ProcOutcome, ShmFilter};
+use super::procs::{self, ProcOutcome, ProcScan, ShmFilter};
 use super::{channels, shm};
 
 pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
@@ -41,20 +41,41 @@ pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
         None => (PathBuf::from(DEFAULT_SHM_DIR), false),
     };
     let (mut shm, shm_note) = shm::collect_shm(&shm_dir, required)?;
+    shm::read_values(&shm_dir, &mut shm.semaphores);
 
-    let pids = procs::list_pids(proc_root).map_err(|e| CollectError::io(proc_root, e))?;
     let mut prefix = shm_dir.as_os_str().as_bytes().to_vec();
     if !prefix.ends_with(b"/") {
         prefix.push(b'/');
     }
+    let listed = listed_inodes(&shm);
     let filter = ShmFilter {
         dev: shm.dev,
         dir_prefix: &prefix,
+        listed: &listed,
     };
-    let outcomes = collect_processes(proc_root, &pids, &filter, &host);
+    let scan = ProcScan::open(
+        proc_root,
+        filter,
+        host.boot_time,
+        host.clock_ticks,
+        opts.thread_names_min_threads,
+    )
+    .map_err(|e| CollectError::io(proc_root, e))?;
+    let pids = procs::list_pids(proc_root).map_err(|e| CollectError::io(proc_root, e))?;
+    let outcomes = crate::parallel::parallel_map(
+        &pids,
+        |&pid| scan.collect_process(pid),
+        |&pid, reason| ProcOutcome::Seen {
+            process: Box::new(Process {
+                pid,
+                ..Process::default()
+            }),
+            skip_reason: Some(reason),
+        },
+    );
 
     let mut processes = Vec::with_capacity(outcomes.len());
-    let mut visibility = Visibility::default();
+    let mut skipped = Vec::new();
     for outcome in outcomes {
         if let ProcOutcome::Seen {
             process,
@@ -62,21 +83,36 @@ pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
         } = outcome
         {
             if let Some(reason) = skip_reason {
-                visibility.skipped.push(SkippedProcess {
-                    pid: process.pid,
-                    reason,
-                    uid: process.uid,
-                });
+                skipped.push((processes.len(), reason));
             }
             processes.push(*process);
         }
     }
+    read_needed_status(proc_root, &mut processes, skipped.iter().map(|(i, _)| *i));
+    let mut visibility = Visibility {
+        skipped: skipped
+            .into_iter()
+            .map(|(i, reason)| SkippedProcess {
+                pid: processes[i].pid,
+                reason,
+                uid: processes[i].uid,
+            })
+            .collect(),
+        ..Visibility::default()
+    };
     visibility.processes_total = processes.len();
     visibility.processes_inspected = processes.iter().filter(|p| p.inspected).count();
     if let Some(note) = shm_note {
         visibility.notes.push(note);
     }
+    if let Some(note) = nested_pid_namespace(proc_root) {
+        visibility.nested_pid_namespace = true;
+        visibility.notes.push(note);
+    }
     attach_holders(&mut shm, &processes);
+    // The Snapshot lives through analysis and reporting: no growth slack.
+    shm.semaphores.shrink_to_fit();
+    shm.residents.shrink_to_fit();
 
     let mut snapshot = Snapshot {
         format: SNAPSHOT_FORMAT,
@@ -95,40 +131,112 @@ pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
     Ok(snapshot)
 }
 
-fn collect_processes(
+/// Inodes of the directory's entries, sorted: mappings of these are
+/// matched by inode and need no path.
+fn listed_inodes(shm: &Shm) -> Vec<u64> {
+    let mut v: Vec<u64> = shm
+        .semaphores
+        .iter()
+        .map(|s| &s.meta)
+        .chain(shm.residents.iter().map(|r| &r.meta))
+        .filter(|m| Some(m.dev) == shm.dev)
+        .map(|m| m.inode)
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// `status` (real uid, signal masks, `NSpid`) of the processes a rule asks
+/// about: every parent (zombie parents' SIGCHLD handling; whether a parent
+/// is a namespace's init), processes adopted by pid 1 or by a namespace's
+/// init (orphan candidates, whose owner `clean` checks), and processes that
+/// could not be inspected (whose uid decides what they could hold).
+fn read_needed_status(
     proc_root: &Path,
-    pids: &[i32],
-    filter: &ShmFilter<'_>,
-    host: &Host,
-) -> Vec<ProcOutcome> {
-    crate::parallel::parallel_map(pids, |&pid| {
-        procs::collect_process(proc_root, pid, filter, host.boot_time, host.clock_ticks)
-    })
+    processes: &mut [Process],
+    extra: impl Iterator<Item = usize>,
+) {
+    let index: HashMap<i32, usize> = processes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.pid, i))
+        .collect();
+    let mut wanted = vec![false; processes.len()];
+    for (i, p) in processes.iter().enumerate() {
+        if p.kernel_thread {
+            continue;
+        }
+        if p.ppid == 1 {
+            wanted[i] = true;
+        }
+        if let Some(&parent) = index.get(&p.ppid) {
+            wanted[parent] = !processes[parent].kernel_thread;
+        }
+    }
+    for i in extra {
+        wanted[i] = true;
+    }
+    let first: Vec<usize> = (0..processes.len()).filter(|&i| wanted[i]).collect();
+    procs::read_status(proc_root, processes, &first);
+    // Children of a namespace's init (known only now) are adopted too.
+    let adopted: Vec<usize> = (0..processes.len())
+        .filter(|&i| !wanted[i] && !processes[i].kernel_thread)
+        .filter(|&i| {
+            index
+                .get(&processes[i].ppid)
+                .is_some_and(|&parent| processes[parent].ns_pids.last() == Some(&1))
+        })
+        .collect();
+    procs::read_status(proc_root, processes, &adopted);
+}
+
+/// semleak itself in a nested pid namespace (its own `NSpid` has more than
+/// one entry): the processes of the enclosing namespaces are invisible, and
+/// any of them could map what the shared-memory directory holds.
+fn nested_pid_namespace(proc_root: &Path) -> Option<String> {
+    let file = File::open(proc_root.join("self/status")).ok()?;
+    let status = super::parse::parse_status(BufReader::new(file)).ok()?;
+    if status.ns_pids.len() < 2 {
+        return None;
+    }
+    let pids: Vec<String> = status.ns_pids.iter().map(|p| p.to_string()).collect();
+    Some(format!(
+        "semleak runs in a nested pid namespace (its pid is {} from the outermost namespace in):          processes of the enclosing namespaces cannot be seen, and any of them could hold a          semaphore or segment listed here; run it in the host's pid namespace for a complete view",
+        pids.join(" → ")
+    ))
 }
 
 /// Match every shared-memory mapping to a directory entry by device and
 /// inode, never by path: a creator's maps name glibc's deleted temporary.
-/// A mapped `sem.*` whose file is gone becomes an unlinked semaphore.
+/// Every name of a hard-linked file gets the holders. A mapped `sem.*`
+/// whose file is gone becomes an unlinked semaphore.
 fn attach_holders(shm: &mut Shm, processes: &[Process]) {
-    let mut sem_index: HashMap<(u64, u64), usize> = shm
-        .semaphores
-        .iter()
-        .enumerate()
-        .map(|(i, s)| ((s.meta.dev, s.meta.inode), i))
-        .collect();
-    let resident_index: HashMap<(u64, u64), usize> = shm
-        .residents
-        .iter()
-        .enumerate()
-        .map(|(i, r)| ((r.meta.dev, r.meta.inode), i))
-        .collect();
+    let mut sem_index: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
+    for (i, s) in shm.semaphores.iter().enumerate() {
+        sem_index
+            .entry((s.meta.dev, s.meta.inode))
+            .or_default()
+            .push(i);
+    }
+    let mut resident_index: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
+    for (i, r) in shm.residents.iter().enumerate() {
+        resident_index
+            .entry((r.meta.dev, r.meta.inode))
+            .or_default()
+            .push(i);
+    }
     for p in processes {
         for m in &p.shm_maps {
             let key = (m.dev, m.inode);
-            if let Some(&i) = sem_index.get(&key) {
-                push_unique(&mut shm.semaphores[i].holders, p.pid);
-            } else if let Some(&i) = resident_index.get(&key) {
-                push_unique(&mut shm.residents[i].holders, p.pid);
+            if let Some(names) = sem_index.get(&key) {
+                for &i in names {
+                    push_unique(&mut shm.semaphores[i].holders, p.pid);
+                }
+            } else if let Some(names) = resident_index.get(&key) {
+                for &i in names {
+                    push_unique(&mut shm.residents[i].holders, p.pid);
+                }
             } else if let Some(name) = sem_name_of(&m.path) {
                 let i = shm.semaphores.len();
                 shm.semaphores.push(Semaphore {
@@ -146,7 +254,7 @@ fn attach_holders(shm: &mut Shm, processes: &[Process]) {
                     holders: vec![p.pid],
                     ..Semaphore::default()
                 });
-                sem_index.insert(key, i);
+                sem_index.insert(key, vec![i]);
             }
         }
     }
@@ -154,7 +262,10 @@ fn attach_holders(shm: &mut Shm, processes: &[Process]) {
     // unlinked semaphore's holders show its real name too, prefer that.
     for p in processes {
         for m in &p.shm_maps {
-            if let Some(&i) = sem_index.get(&(m.dev, m.inode)) {
+            let Some(names) = sem_index.get(&(m.dev, m.inode)) else {
+                continue;
+            };
+            for &i in names {
                 let sem = &mut shm.semaphores[i];
                 if sem.unlinked && sem.name.as_bytes().len() == 6 {
                     if let Some(name) = sem_name_of(&m.path) {

@@ -4,6 +4,7 @@
 //! `#[cfg(target_os = "linux")]`.
 
 pub mod parse;
+pub mod procmap;
 pub mod self_channels;
 pub mod sock_diag;
 

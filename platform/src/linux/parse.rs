@@ -27,8 +27,20 @@ pub struct Stat {
     pub ppid: i32,
     pub pgrp: i32,
     pub session: i32,
+    /// Field 9, the task's `PF_*` flags.
+    pub flags: u64,
     pub num_threads: u32,
     pub start_ticks: u64,
+}
+
+/// `PF_KTHREAD` (include/linux/sched.h): the task is a kernel thread. The
+/// only sure sign: inside a container pid 2 is an ordinary process.
+pub const PF_KTHREAD: u64 = 0x0020_0000;
+
+impl Stat {
+    pub fn is_kernel_thread(&self) -> bool {
+        self.flags & PF_KTHREAD != 0
+    }
 }
 
 /// Parse `/proc/PID/stat`. comm may hold spaces and parentheses, so it runs
@@ -76,6 +88,9 @@ pub fn parse_stat(line: &[u8]) -> Result<Stat, ParseError> {
         ppid: num(4)? as i32,
         pgrp: num(5)? as i32,
         session: num(6)? as i32,
+        flags: field(9)?
+            .parse::<u64>()
+            .map_err(|_| malformed("stat", "field 9 not a number"))?,
         num_threads: num(20)?.max(0) as u32,
         start_ticks: num(22)?.max(0) as u64,
     })
@@ -305,6 +320,22 @@ mod tests {
         assert_eq!(st.session, 4242);
         assert_eq!(st.num_threads, 3);
         assert_eq!(st.start_ticks, 98765);
+        assert_eq!(st.flags, 4194560);
+        assert!(!st.is_kernel_thread());
+    }
+
+    #[test]
+    fn kernel_threads_by_pf_kthread_not_by_pid() {
+        // kthreadd and one of its workers on the host.
+        let kthreadd = b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 1 0 0 18446744073709551615";
+        let worker = b"15 (kworker/0:1) I 2 0 0 0 -1 69238880 0 0 0 0 0 0 0 0 20 0 1 0 3 0 0 18446744073709551615";
+        assert!(parse_stat(kthreadd).unwrap().is_kernel_thread());
+        assert!(parse_stat(worker).unwrap().is_kernel_thread());
+        // pid 2 of a container and its child: ordinary processes.
+        let container_pid2 = b"2 (python3) S 1 2 2 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 500 0 0 18446744073709551615";
+        let child = b"9 (worker) Z 2 2 2 0 -1 4227148 0 0 0 0 0 0 0 0 20 0 1 0 600 0 0 18446744073709551615";
+        assert!(!parse_stat(container_pid2).unwrap().is_kernel_thread());
+        assert!(!parse_stat(child).unwrap().is_kernel_thread());
     }
 
     #[test]

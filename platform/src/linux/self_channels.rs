@@ -156,6 +156,7 @@ mod tests {
             flags: Some(flags),
             peer_inode: None,
             peer_closed: false,
+            access: None,
         }
     }
 

@@ -1,9 +1,10 @@
 //! The shared-memory directory: every entry, `sem.*` as named semaphores.
 
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::fs;
+use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use super::parse::{parse_glibc_sem, GLIBC_SEM_SIZE};
@@ -88,8 +89,7 @@ pub fn collect_shm(dir: &Path, required: bool) -> Result<(Shm, Option<String>), 
         let ft = md.file_type();
         match name.strip_prefix(b"sem.") {
             Some(sem_name) if ft.is_file() => {
-                shm.semaphores
-                    .push(read_semaphore(dir, sem_name, &path, &md));
+                shm.semaphores.push(read_semaphore(dir, sem_name, &md));
             }
             Some(_) => {
                 let kind = if ft.is_symlink() {
@@ -134,7 +134,7 @@ fn resident(name: &[u8], md: &fs::Metadata) -> ShmResident {
     }
 }
 
-fn read_semaphore(dir: &Path, sem_name: &[u8], path: &Path, md: &fs::Metadata) -> Semaphore {
+fn read_semaphore(dir: &Path, sem_name: &[u8], md: &fs::Metadata) -> Semaphore {
     let mut sem = Semaphore {
         name: sem_name.into(),
         path: join_bytes(dir, &[b"sem.", sem_name].concat()),
@@ -146,55 +146,81 @@ fn read_semaphore(dir: &Path, sem_name: &[u8], path: &Path, md: &fs::Metadata) -
             "{} bytes, not a {GLIBC_SEM_SIZE}-byte glibc semaphore",
             md.size()
         ));
-        return sem;
     }
-    // Read, never map: mapping would make semleak a holder. O_NOFOLLOW and
-    // O_NONBLOCK guard against the entry being swapped for a symlink or FIFO.
-    let read = File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .and_then(|mut f| {
-            // lstat said 32 bytes: one read of 32 gets them (a file that
-            // shrank meanwhile yields fewer and is reported as malformed).
-            let mut buf = vec![0u8; GLIBC_SEM_SIZE];
-            let mut filled = 0;
-            while filled < buf.len() {
-                match f.read(&mut buf[filled..])? {
-                    0 => break,
-                    n => filled += n,
-                }
+    sem
+}
+
+/// Read the value and waiter count of every well-formed semaphore, on a
+/// few threads: a busy host has tens of thousands, and each is an open, a
+/// read and a close. Read, never map: mapping would make semleak a holder.
+pub fn read_values(dir: &Path, semaphores: &mut [Semaphore]) {
+    let Ok(dir_fd) = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) else {
+        return;
+    };
+    let values = crate::parallel::parallel_map(
+        semaphores,
+        |sem| {
+            if sem.unreadable_reason.is_some() {
+                return None;
             }
-            buf.truncate(filled);
-            Ok(buf)
-        });
-    match read {
-        Ok(bytes) => match parse_glibc_sem(&bytes) {
-            Ok(state) => {
+            Some(read_value(&dir_fd, sem.name.as_bytes()))
+        },
+        |_, why| Some(Err(why)),
+    );
+    for (sem, value) in semaphores.iter_mut().zip(values) {
+        match value {
+            Some(Ok(state)) => {
                 sem.value = Some(state.value);
                 sem.waiters = Some(state.waiters);
             }
-            Err(e) => sem.unreadable_reason = Some(e.to_string()),
-        },
-        Err(e) => sem.unreadable_reason = Some(format!("cannot read: {e}")),
+            Some(Err(why)) => sem.unreadable_reason = Some(why),
+            None => {}
+        }
     }
-    sem
+}
+
+fn read_value(dir: &OwnedFd, sem_name: &[u8]) -> Result<super::parse::SemState, String> {
+    use rustix::fs::{Mode, OFlags};
+    // "sem." + the name, on the stack (a file name has at most 255 bytes).
+    let mut file_name = [0u8; 4 + 256];
+    let len = 4 + sem_name.len();
+    if len > file_name.len() {
+        return Err("cannot read: name too long".into());
+    }
+    file_name[..4].copy_from_slice(b"sem.");
+    file_name[4..len].copy_from_slice(sem_name);
+    // O_NOFOLLOW and O_NONBLOCK guard against the entry being swapped for
+    // a symlink or FIFO since it was listed.
+    let fd = rustix::fs::openat(
+        dir,
+        &file_name[..len],
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("cannot read: {}", io::Error::from(e)))?;
+    // lstat said 32 bytes: reads of 32 get them (a file that shrank
+    // meanwhile yields fewer and is reported as malformed).
+    let mut buf = [0u8; GLIBC_SEM_SIZE];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match rustix::io::read(&fd, &mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(format!("cannot read: {}", io::Error::from(e))),
+        }
+    }
+    parse_glibc_sem(&buf[..filled]).map_err(|e| e.to_string())
 }
 
 // The statvfs field types differ between targets (u32 on 32-bit).
 #[allow(clippy::unnecessary_cast)]
 fn statvfs(dir: &Path) -> io::Result<FsUsage> {
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
-    // SAFETY: `c` is a valid NUL-terminated path and `st` points to writable
-    // memory of the right type; statvfs only writes into it.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: statvfs returned 0, so it initialised the struct.
-    let st = unsafe { st.assume_init() };
+    let st = rustix::fs::statvfs(dir)?;
     let frsize = st.f_frsize as u64;
     Ok(FsUsage {
         bytes_total: st.f_blocks as u64 * frsize,
@@ -202,4 +228,105 @@ fn statvfs(dir: &Path) -> io::Result<FsUsage> {
         inodes_total: st.f_files as u64,
         inodes_free: st.f_ffree as u64,
     })
+}
+
+/// What identifies a directory's contents without listing it: a tmpfs
+/// directory's size counts its entries, and mtime/ctime change with every
+/// entry added or removed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct DirStamp {
+    dev: u64,
+    inode: u64,
+    size: i64,
+    mtime: (i64, u32),
+    ctime: (i64, u32),
+}
+
+struct Listing {
+    dir: std::path::PathBuf,
+    stamp: DirStamp,
+    ids: Vec<crate::control_types::SemId>,
+}
+
+/// The last listing `semaphore_ids` made, reused while the directory is
+/// unchanged: the gate asks ten times a second.
+static LAST_LISTING: std::sync::Mutex<Option<Listing>> = std::sync::Mutex::new(None);
+
+/// The `sem.*` regular files of the directory, by device and inode, from
+/// the directory entries alone (`getdents` gives inode and type, no
+/// `lstat` per entry), and not even that while the directory's stamp is
+/// the one of the last listing, so the gate can ask often on a busy host.
+pub fn semaphore_ids(dir: &Path) -> io::Result<Vec<crate::control_types::SemId>> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = rustix::fs::fstat(&fd)?;
+    #[allow(clippy::unnecessary_cast)] // field types differ between targets
+    let stamp = DirStamp {
+        dev: st.st_dev as u64,
+        inode: st.st_ino as u64,
+        size: st.st_size as i64,
+        mtime: (st.st_mtime as i64, st.st_mtime_nsec as u32),
+        ctime: (st.st_ctime as i64, st.st_ctime_nsec as u32),
+    };
+    let mut last = LAST_LISTING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(l) = last.as_ref().filter(|l| l.dir == dir && l.stamp == stamp) {
+        return Ok(l.ids.clone());
+    }
+    let ids = list_semaphore_ids(&fd, stamp.dev)?;
+    // A change within the timestamp granularity of the listing could leave
+    // the stamp as it was: trust a stamp only once it is a little old.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let changed_at = stamp.mtime.0.max(stamp.ctime.0) as f64 + 1.0;
+    *last = (now > changed_at).then(|| Listing {
+        dir: dir.to_path_buf(),
+        stamp,
+        ids: ids.clone(),
+    });
+    Ok(ids)
+}
+
+fn list_semaphore_ids(fd: &OwnedFd, dev: u64) -> io::Result<Vec<crate::control_types::SemId>> {
+    use rustix::fs::{FileType, RawDir};
+    let mut buf = vec![std::mem::MaybeUninit::uninit(); 64 * 1024];
+    let mut entries = RawDir::new(fd, &mut buf);
+    let mut out = Vec::new();
+    while let Some(entry) = entries.next() {
+        let entry = entry?;
+        let Some(name) = entry.file_name().to_bytes().strip_prefix(b"sem.") else {
+            continue;
+        };
+        let (is_file, inode) = match entry.file_type() {
+            FileType::RegularFile => (true, entry.ino()),
+            FileType::Unknown => {
+                // Filesystems without d_type: ask.
+                match rustix::fs::statat(
+                    fd,
+                    entry.file_name(),
+                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                ) {
+                    Ok(st) => (
+                        FileType::from_raw_mode(st.st_mode) == FileType::RegularFile,
+                        st.st_ino,
+                    ),
+                    Err(_) => continue,
+                }
+            }
+            _ => (false, 0),
+        };
+        if is_file {
+            out.push(crate::control_types::SemId {
+                name: RawName::from(name),
+                dev,
+                inode,
+            });
+        }
+    }
+    Ok(out)
 }

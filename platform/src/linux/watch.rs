@@ -3,11 +3,9 @@
 //! process's shared-memory mappings and its command line.
 
 use std::io;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use super::parse::{parse_maps, parse_stat};
+use super::parse::parse_stat;
 use crate::control_types::{ProcEntry, SemId};
 use crate::rawname::RawName;
 
@@ -31,26 +29,10 @@ pub fn process_table(proc_root: &Path) -> io::Result<Vec<ProcEntry>> {
         .collect())
 }
 
-/// The `sem.*` entries of the shared-memory directory (lstat, no content).
+/// The `sem.*` entries of the shared-memory directory (entries only, no
+/// `lstat`, no content).
 pub fn semaphore_ids(dir: &Path) -> io::Result<Vec<SemId>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let Ok(entry) = entry else { continue };
-        let file_name = entry.file_name();
-        let Some(name) = file_name.as_bytes().strip_prefix(b"sem.") else {
-            continue;
-        };
-        if let Ok(md) = std::fs::symlink_metadata(entry.path()) {
-            if md.is_file() {
-                out.push(SemId {
-                    name: RawName::from(name),
-                    dev: md.dev(),
-                    inode: md.ino(),
-                });
-            }
-        }
-    }
-    Ok(out)
+    super::shm::semaphore_ids(dir)
 }
 
 /// The command line of `pid`, or `None` when it cannot be read.
@@ -59,13 +41,10 @@ pub fn command_line(proc_root: &Path, pid: i32) -> Option<Vec<RawName>> {
     Some(super::parse::parse_cmdline(&bytes))
 }
 
-/// (device, inode) of every file of `shm_dev` that `pid` maps.
+/// (device, inode) of every file of `shm_dev` that `pid` maps
+/// (`PROCMAP_QUERY` where the kernel has it).
 pub fn shm_mapping_ids(proc_root: &Path, pid: i32, shm_dev: u64) -> io::Result<Vec<(u64, u64)>> {
-    let f = std::fs::File::open(proc_root.join(pid.to_string()).join("maps"))?;
-    let lines = parse_maps(io::BufReader::with_capacity(64 * 1024, f), |d, _, _| {
-        d == shm_dev
-    })?;
-    Ok(lines.into_iter().map(|l| (l.dev, l.inode)).collect())
+    super::procs::shm_mapping_ids(proc_root, pid, shm_dev)
 }
 
 #[cfg(test)]

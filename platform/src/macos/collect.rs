@@ -186,7 +186,11 @@ enum Candidate {
 }
 
 fn collect_processes(pids: &[i32], host: &Host, arg_max: usize, started: Instant) -> Vec<Outcome> {
-    crate::parallel::parallel_map(pids, |&pid| collect_process(pid, host, arg_max, started))
+    crate::parallel::parallel_map(
+        pids,
+        |&pid| collect_process(pid, host, arg_max, started),
+        |&pid, reason| Outcome::Unreadable { pid, reason },
+    )
 }
 
 /// Start time in Linux-style clock ticks since boot, from milliseconds since
@@ -326,6 +330,7 @@ fn read_descriptors(p: &mut Process, fds: &[proc_fdinfo], started: Instant) -> V
                         flags: Some(snapshot_open_flags(end.openflags)),
                         peer_inode: None,
                         peer_closed: false,
+                        access: None,
                     });
                     pipe_ends.push(end);
                 }
@@ -359,6 +364,7 @@ fn read_descriptors(p: &mut Process, fds: &[proc_fdinfo], started: Instant) -> V
                         flags: Some(snapshot_open_flags(info.pfi.fi_openflags)),
                         peer_inode: peer.peer,
                         peer_closed: peer.closed,
+                        access: None,
                     });
                     if let Some(sock) = unix_socket(fd.proc_fd, &info) {
                         unix_socks.push(sock);

@@ -326,6 +326,7 @@ mod tests {
             flags: Some(if write { 0o1 } else { 0o0 }),
             peer_inode: None,
             peer_closed: false,
+            access: None,
         }
     }
 
@@ -337,6 +338,7 @@ mod tests {
             flags: Some(0o2),
             peer_inode: peer,
             peer_closed,
+            access: None,
         }
     }
 
@@ -522,6 +524,7 @@ mod tests {
             flags: None,
             peer_inode: None,
             peer_closed: false,
+            access: None,
         }];
         snap.processes = vec![process(1, 0, "/sbin/init"), c];
         assert!(check(&snap, &Config::default()).is_empty());
@@ -667,6 +670,7 @@ mod tests {
                 flags: Some(0o2),
                 peer_inode: None,
                 peer_closed: false,
+                access: None,
             },
         ]);
         let mut server = process(500, 1, "/usr/sbin/server");

@@ -428,16 +428,21 @@ pub(super) fn sampler(
     stop: Arc<AtomicBool>,
     tx: std::sync::mpsc::Sender<Result<Observation, semleak_platform::CollectError>>,
 ) {
+    let mut next = Instant::now() + interval;
     loop {
-        let next = Instant::now() + interval;
         while Instant::now() < next {
             if stop.load(Ordering::SeqCst) {
                 return;
             }
             std::thread::sleep(TICK);
         }
+        let cpu_before = control::own_cpu_time();
         let sample = semleak_platform::collect(&opts).map(|snap| observe(&snap, &ctx));
         test_hook_slow_sample();
+        // On a busy host one sample costs a lot of CPU: wait long enough
+        // that sampling stays within SAMPLING_CPU_SHARE of one core.
+        let cost = control::own_cpu_time().saturating_sub(cpu_before);
+        next = Instant::now() + interval.max(cost.mul_f64(1.0 / SAMPLING_CPU_SHARE - 1.0));
         if stop.load(Ordering::SeqCst) || tx.send(sample).is_err() {
             return;
         }
@@ -453,6 +458,10 @@ fn test_hook_slow_sample() {
         std::thread::sleep(Duration::from_millis(ms));
     }
 }
+
+/// The most of one core the gate's samples may use while the command runs
+/// (the rest of a 5% budget goes to reaping and watching for semaphores).
+const SAMPLING_CPU_SHARE: f64 = 0.03;
 
 fn cmdline_label(proc_root: &Path, pid: i32) -> String {
     match control::command_line(proc_root, pid) {

@@ -66,7 +66,8 @@ pub fn run(args: &RunArgs) -> Result<i32, AppError> {
     if let SubreaperStatus::Unsupported(why) = &subreaper {
         notes.push(why.clone());
     }
-    let opts = args.collect.options();
+    let mut opts = args.collect.options();
+    opts.thread_names_min_threads = args.rules.thread_names_min_threads();
     let quick = CollectOptions {
         sample_window: Duration::ZERO,
         ..opts.clone()
