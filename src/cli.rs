@@ -257,9 +257,13 @@ pub struct CleanArgs {
     /// processes could not be inspected (default: only "certain" leaks).
     #[arg(long)]
     pub allow_incomplete: bool,
-    /// Terminate orphaned workers (SIGTERM, then SIGKILL after --kill-after).
+    /// Terminate orphaned workers whose verdict is `certain` (SIGTERM, then
+    /// SIGKILL after --kill-after). `possible` orphans are never terminated.
     #[arg(long)]
     pub orphans: bool,
+    /// With --orphans: also terminate orphans whose verdict is only `likely`.
+    #[arg(long, requires = "orphans")]
+    pub likely_orphans: bool,
     /// Send SIGCHLD to the parents of zombies, asking them to reap.
     #[arg(long)]
     pub nudge_parents: bool,
@@ -270,12 +274,18 @@ pub struct CleanArgs {
     /// without `sem.`, an orphan's or a zombie parent's process name.
     #[arg(long = "name", value_name = "GLOB", value_parser = parse_glob)]
     pub names: Vec<String>,
+    /// Only the semaphore with this inode number (repeatable): for names that
+    /// cannot be typed or pasted safely; `scan` prints such lines.
+    #[arg(long = "inode", value_name = "INODE")]
+    pub inodes: Vec<u64>,
     /// How long orphans get to exit after SIGTERM before SIGKILL.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub kill_after: Duration,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    #[command(flatten)]
+    pub suppress: SuppressArgs,
 }
 
 fn parse_kind(s: &str) -> Result<Kind, String> {

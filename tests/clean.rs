@@ -286,13 +286,14 @@ fn other_users_semaphores_need_all_users() {
     assert!(!p.exists());
 }
 
-/// A finding as the orphan rule reports it: the orphans in `pids`.
+/// A finding as the orphan rule reports it: the orphans in `pids` (certain:
+/// only certain verdicts are terminated by `--orphans` alone).
 fn orphan_finding(pids: &[i32]) -> Finding {
     let mut f = Finding::new(
         Kind::Orphan,
         b"test-workers",
-        Severity::Warning,
-        Confidence::Likely,
+        Severity::Error,
+        Confidence::Certain,
     );
     f.pids = pids.to_vec();
     f
