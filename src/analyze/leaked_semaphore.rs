@@ -95,7 +95,7 @@ fn finding_with(snapshot: &Snapshot, sem: &Semaphore, hidden: &[i32]) -> Finding
     if !hidden.is_empty() {
         let shown: Vec<String> = hidden.iter().take(10).map(|p| p.to_string()).collect();
         f.evidence.push(format!(
-            "not certain: {} process(es) were not inspected and could hold it whatever their uid (pids {}{}); run as root for a complete view",
+            "not certain: {} uninspected process(es) could hold it, whatever their uid (pids {}{}); run as root for a complete view",
             hidden.len(),
             shown.join(", "),
             if hidden.len() > 10 { ", …" } else { "" }
