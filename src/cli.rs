@@ -132,6 +132,10 @@ pub struct CollectArgs {
     /// Shared-memory directory holding `sem.*` files [default: /dev/shm].
     #[arg(long, value_name = "DIR", help_heading = "Collection")]
     pub shm_dir: Option<PathBuf>,
+    /// Accept a --shm-dir that is not a tmpfs or ramfs (fixture trees for tests). By default
+    /// a named shared-memory directory must be one, so clean never acts on ordinary files.
+    #[arg(long, requires = "shm_dir", help_heading = "Collection")]
+    pub allow_non_tmpfs: bool,
     /// Window between the two fill-level samples of wakeup channels (0s disables sampling).
     #[arg(long, value_name = "DURATION", default_value = "300ms", value_parser = parse_duration, help_heading = "Collection")]
     pub sample_window: Duration,
@@ -147,6 +151,7 @@ impl CollectArgs {
         semleak_platform::CollectOptions {
             proc_root: self.proc_root.clone(),
             shm_dir: self.shm_dir.clone(),
+            allow_non_tmpfs: self.allow_non_tmpfs,
             sample_window: self.sample_window,
             ..Default::default()
         }
