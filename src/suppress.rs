@@ -289,24 +289,35 @@ fn load_baseline(path: &Path) -> Result<HashSet<String>, SuppressError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let bad = |detail: String| SuppressError::Baseline {
+    parse_baseline(&text).map_err(|detail| SuppressError::Baseline {
         path: path.to_path_buf(),
         detail,
-    };
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    })
+}
+
+/// The finding ids of a baseline (a JSON report's text).
+pub fn parse_baseline(text: &str) -> Result<HashSet<String>, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| short(&e.to_string(), 120))?;
     let findings = value
         .get("findings")
         .and_then(|f| f.as_array())
-        .ok_or_else(|| bad("no `findings` array".into()))?;
+        .ok_or_else(|| "no `findings` array".to_string())?;
     findings
         .iter()
         .map(|f| {
             f.get("id")
                 .and_then(|id| id.as_str())
                 .map(str::to_string)
-                .ok_or_else(|| bad("a finding has no string `id`".into()))
+                .ok_or_else(|| "a finding has no string `id`".to_string())
         })
         .collect()
+}
+
+/// Check an allowlist's text as `load` would: the number of entries, or
+/// the (short, terminal-safe) error.
+pub fn check_allowlist(text: &str) -> Result<usize, String> {
+    parse_allowlist(text).map(|rules| rules.len())
 }
 
 fn parse_allowlist(text: &str) -> Result<Vec<AllowRule>, String> {
