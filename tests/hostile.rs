@@ -13,7 +13,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -228,7 +228,6 @@ fn cleanup_lines_never_run_code_and_remove_exactly_their_file() {
                 !line.contains("$'") && !line.contains('\n'),
                 "{sh}: unsafe line {line:?}"
             );
-            let inode = f["evidence"][0].as_str().unwrap().to_string();
             // `semleak clean` lines are run with the binary on PATH; a fresh
             // file is younger than the default --min-age, so the test adds
             // `--min-age 0s` after the line as printed.
@@ -256,7 +255,6 @@ fn cleanup_lines_never_run_code_and_remove_exactly_their_file() {
                 fs::read_dir(work.path()).unwrap().next().is_none(),
                 "{sh}: {line:?} created files"
             );
-            let _ = inode;
         }
         let left: Vec<_> = fs::read_dir(&shm)
             .unwrap()
@@ -771,7 +769,8 @@ fn hostile_snapshots_are_refused_not_crashed_on() {
     });
     let mut hex = sem.clone();
     hex["name"] = serde_json::json!({"hex": "0é0"});
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, Option<&str>)> = vec![
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Mutation, Option<&str>)> = vec![
         (
             "hex",
             Box::new(move |v| v["shm"]["semaphores"] = serde_json::json!([hex.clone()])),
@@ -823,5 +822,4 @@ fn hostile_snapshots_are_refused_not_crashed_on() {
             }
         }
     }
-    let _ = fs::metadata(dir.path()).map(|m| m.ino());
 }

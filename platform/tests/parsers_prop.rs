@@ -168,6 +168,6 @@ proptest! {
     fn pipe_samples_never_panic(queued in any::<u64>(), capacity in any::<u64>(), at in any::<u64>()) {
         let end = mac::PipeEnd { fd: 3, handle: 1, peer: 2, openflags: 0, queued, capacity };
         let _ = mac::pipe_sample(&end, at);
-        let _ = mac::self_pipes(&[end.clone(), mac::PipeEnd { fd: 4, handle: 2, peer: 1, ..end }]);
+        let _ = mac::self_pipes(&[end, mac::PipeEnd { fd: 4, handle: 2, peer: 1, ..end }]);
     }
 }

@@ -115,7 +115,10 @@ pub fn collect_process(
         session: stat.session,
         state: stat.state,
         start_ticks: stat.start_ticks,
-        start_time_ms: boot_time.map(|bt| bt * 1000 + stat.start_ticks * 1000 / clock_ticks.max(1)),
+        start_time_ms: boot_time.map(|bt| {
+            bt.saturating_mul(1000)
+                .saturating_add(stat.start_ticks.saturating_mul(1000) / clock_ticks.max(1))
+        }),
         comm: stat.comm,
         threads: stat.num_threads,
         ..Process::default()

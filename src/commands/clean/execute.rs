@@ -85,9 +85,17 @@ fn execute_unlinks(plan: &mut Plan, env: &ExecEnv) {
                 a.outcome
                     .push("re-checked (same inode, no holder) and unlinked".into());
                 if !done.unverified.is_empty() {
+                    let shown: Vec<String> = done
+                        .unverified
+                        .iter()
+                        .take(10)
+                        .map(|p| p.to_string())
+                        .collect();
                     a.outcome.push(format!(
-                        "unverified: the maps of pid(s) {:?} could not be read (--allow-incomplete)",
-                        done.unverified
+                        "unverified: the maps of {} process(es) could not be read (pids {}{}; --allow-incomplete)",
+                        done.unverified.len(),
+                        shown.join(", "),
+                        if done.unverified.len() > 10 { ", …" } else { "" }
                     ));
                 }
             }
