@@ -40,13 +40,13 @@ pub const ALLOWLIST_FILE: &str = ".semleak.toml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuppressError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {source}", shown(path))]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("baseline {} is not a semleak JSON report: {detail}", path.display())]
+    #[error("baseline {} is not a semleak JSON report: {detail}", shown(path))]
     Baseline { path: PathBuf, detail: String },
     #[error("allowlist {}: {detail}", shown(path))]
     Allowlist { path: PathBuf, detail: String },
@@ -253,10 +253,9 @@ pub fn find_allowlist(start: &Path) -> Option<PathBuf> {
 /// the file (symlinks resolved) and its directory must be owned by `uid` or
 /// root and writable by nobody else.
 pub fn untrusted(path: &Path, uid: u32) -> Option<String> {
-    let real = match fs::canonicalize(path) {
-        Ok(p) => p,
-        Err(e) => return Some(format!("cannot resolve it: {e}")),
-    };
+    // A file that cannot be resolved cannot be read either: reading it
+    // reports why.
+    let real = fs::canonicalize(path).ok()?;
     let dir = real.parent().unwrap_or(Path::new("/"));
     for (what, p) in [("it", real.as_path()), ("its directory", dir)] {
         let md = match fs::metadata(p) {
