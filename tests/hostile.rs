@@ -120,6 +120,19 @@ impl Ns {
         c
     }
 
+    /// `semleak scan --format json` of the shared-memory directory `dir`.
+    fn scan_json(&self, dir: &str) -> Value {
+        json(&self.semleak(&[
+            "scan",
+            "--format",
+            "json",
+            "--sample-window",
+            "0s",
+            "--shm-dir",
+            dir,
+        ]))
+    }
+
     fn semleak(&self, args: &[&str]) -> Output {
         let out = self.command(semleak_bin()).args(args).output().unwrap();
         assert_no_panic(&out);
@@ -205,16 +218,7 @@ fn cleanup_lines_never_run_code_and_remove_exactly_their_file() {
             fs::write(shm.join(OsStr::from_bytes(name)), sem_bytes()).unwrap();
         }
         fs::write(shm.join("sem.bystander"), sem_bytes()).unwrap();
-        let out = ns.semleak(&[
-            "scan",
-            "--format",
-            "json",
-            "--sample-window",
-            "0s",
-            "--shm-dir",
-            &ns.inside(""),
-        ]);
-        let report = json(&out);
+        let report = ns.scan_json(&ns.inside(""));
         let findings = findings(&report, "leaked_semaphore");
         assert_eq!(findings.len(), HOSTILE.len() + 1, "{report:#}");
         let work = tempfile::tempdir().unwrap();
@@ -278,16 +282,7 @@ fn a_symlinked_shared_memory_directory_is_resolved_once_for_scan_and_clean() {
     let link = ns.inside("link");
     let real = ns.inside("real");
 
-    let out = ns.semleak(&[
-        "scan",
-        "--format",
-        "json",
-        "--sample-window",
-        "0s",
-        "--shm-dir",
-        &link,
-    ]);
-    let report = json(&out);
+    let report = ns.scan_json(&link);
     let f = findings(&report, "leaked_semaphore");
     assert_eq!(f.len(), 1, "{report:#}");
     let expected = format!("{real}/sem.mp-linked01");
@@ -535,16 +530,7 @@ os._exit(0)                    # the writer goes away with us
     let _ = parent.child.wait();
     std::thread::sleep(Duration::from_millis(300));
     let dir = ns.inside("");
-    let out = ns.semleak(&[
-        "scan",
-        "--format",
-        "json",
-        "--sample-window",
-        "0s",
-        "--shm-dir",
-        &dir,
-    ]);
-    let report = json(&out);
+    let report = ns.scan_json(&dir);
     let orphan = findings(&report, "orphan")
         .into_iter()
         .find(|f| f["pids"].as_array().unwrap().iter().any(|p| p == daemon))
@@ -822,4 +808,47 @@ fn hostile_snapshots_are_refused_not_crashed_on() {
             }
         }
     }
+}
+
+/// Any bytes `shell_quote` agrees to quote reach the program exactly as
+/// they were, under every shell here; it refuses the rest.
+#[test]
+fn quoted_words_reach_every_shell_byte_for_byte() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let shells = shells();
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let word = prop::collection::vec(
+        prop_oneof![
+            3 => prop::sample::select(b"'\"\\$`!*?[]{}()|&;<> \t\n#~=%^-/.a".to_vec()),
+            1 => any::<u8>(),
+        ],
+        0..24,
+    );
+    runner
+        .run(&prop::collection::vec(word, 1..16), |words| {
+            let quoted: Vec<(Vec<u8>, String)> = words
+                .into_iter()
+                .filter_map(|w| semleak::analyze::shell_quote(&w).map(|q| (w, q)))
+                .collect();
+            let script: String = quoted
+                .iter()
+                .map(|(_, q)| format!("printf '%s\\0' {q}\n"))
+                .collect();
+            let expected: Vec<u8> = quoted
+                .iter()
+                .flat_map(|(w, _)| w.iter().copied().chain([0]))
+                .collect();
+            for sh in &shells {
+                let out = Command::new(sh).args(["-c", &script]).output().unwrap();
+                prop_assert!(out.status.success(), "{sh}: {script}");
+                prop_assert_eq!(&out.stdout, &expected, "{}: {}", sh, script);
+            }
+            Ok(())
+        })
+        .unwrap();
 }

@@ -71,11 +71,15 @@ impl std::fmt::Display for NotTmpfs {
 
 impl std::error::Error for NotTmpfs {}
 
+fn c_path(dir: &Path) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
 // f_type's type differs between targets.
 #[allow(clippy::unnecessary_cast)]
 fn statfs_type(dir: &Path) -> io::Result<u64> {
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let c = c_path(dir)?;
     let mut st = std::mem::MaybeUninit::<libc::statfs>::zeroed();
     // SAFETY: `c` is a valid NUL-terminated path and `st` points to writable
     // memory of the right type; statfs only writes into it.
@@ -266,8 +270,7 @@ fn read_semaphore(dir: &Path, sem_name: &[u8], path: &Path, md: &fs::Metadata) -
 // The statvfs field types differ between targets (u32 on 32-bit).
 #[allow(clippy::unnecessary_cast)]
 fn statvfs(dir: &Path) -> io::Result<FsUsage> {
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let c = c_path(dir)?;
     let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
     // SAFETY: `c` is a valid NUL-terminated path and `st` points to writable
     // memory of the right type; statvfs only writes into it.
