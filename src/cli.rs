@@ -133,6 +133,10 @@ pub struct CollectArgs {
     /// Shared-memory directory holding `sem.*` files [default: /dev/shm].
     #[arg(long, value_name = "DIR", help_heading = "Collection")]
     pub shm_dir: Option<PathBuf>,
+    /// Accept a --shm-dir that is not a tmpfs or ramfs (fixture trees for tests). By default
+    /// a named shared-memory directory must be one, so clean never acts on ordinary files.
+    #[arg(long, requires = "shm_dir", help_heading = "Collection")]
+    pub allow_non_tmpfs: bool,
     /// Window between the two fill-level samples of wakeup channels (0s disables sampling).
     #[arg(long, value_name = "DURATION", default_value = "300ms", value_parser = parse_duration, help_heading = "Collection")]
     pub sample_window: Duration,
@@ -149,6 +153,7 @@ impl CollectArgs {
         semleak_platform::CollectOptions {
             proc_root: self.proc_root.clone(),
             shm_dir: self.shm_dir.clone(),
+            allow_non_tmpfs: self.allow_non_tmpfs,
             sample_window: self.sample_window,
             ..Default::default()
         }
@@ -270,9 +275,13 @@ pub struct CleanArgs {
     /// processes could not be inspected (default: only "certain" leaks).
     #[arg(long)]
     pub allow_incomplete: bool,
-    /// Terminate orphaned workers (SIGTERM, then SIGKILL after --kill-after).
+    /// Terminate orphaned workers whose verdict is `certain` (SIGTERM, then
+    /// SIGKILL after --kill-after). `possible` orphans are never terminated.
     #[arg(long)]
     pub orphans: bool,
+    /// With --orphans: also terminate orphans whose verdict is only `likely`.
+    #[arg(long, requires = "orphans")]
+    pub likely_orphans: bool,
     /// Send SIGCHLD to the parents of zombies, asking them to reap.
     #[arg(long)]
     pub nudge_parents: bool,
@@ -283,12 +292,18 @@ pub struct CleanArgs {
     /// without `sem.`, an orphan's or a zombie parent's process name.
     #[arg(long = "name", value_name = "GLOB", value_parser = parse_glob)]
     pub names: Vec<String>,
+    /// Only the semaphore with this inode number (repeatable): for names that
+    /// cannot be typed or pasted safely; `scan` prints such lines.
+    #[arg(long = "inode", value_name = "INODE")]
+    pub inodes: Vec<u64>,
     /// How long orphans get to exit after SIGTERM before SIGKILL.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub kill_after: Duration,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    #[command(flatten)]
+    pub suppress: SuppressArgs,
 }
 
 fn parse_kind(s: &str) -> Result<Kind, String> {

@@ -106,6 +106,7 @@ fn args<'a>(fx: &'a Fixture, format: &'a str) -> Vec<&'a str> {
         fx.proc_root.to_str().unwrap(),
         "--shm-dir",
         fx.shm.to_str().unwrap(),
+        "--allow-non-tmpfs",
     ]
 }
 

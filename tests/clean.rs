@@ -66,6 +66,7 @@ fn fake_sem(dir: &Path, name: &str) -> PathBuf {
 fn collect_private(dir: &Path) -> Snapshot {
     platform::collect(&CollectOptions {
         shm_dir: Some(dir.to_path_buf()),
+        allow_non_tmpfs: true,
         sample_window: Duration::ZERO,
         ..CollectOptions::default()
     })
@@ -97,7 +98,13 @@ fn dry_run_changes_nothing_then_yes_removes_only_what_is_eligible() {
     std::os::unix::fs::symlink(&precious, dir.path().join("sem.mp-link0001")).unwrap();
 
     // --min-age is honoured: a fresh file is left alone.
-    let (code, plan) = clean_json(&["--shm-dir", d, "--allow-incomplete", "--yes"]);
+    let (code, plan) = clean_json(&[
+        "--shm-dir",
+        d,
+        "--allow-non-tmpfs",
+        "--allow-incomplete",
+        "--yes",
+    ]);
     assert_eq!(code, 0, "{plan:#}");
     let a = actions_for(&plan, "sem.mp-leaked01");
     assert_eq!(a.len(), 1, "{plan:#}");
@@ -110,7 +117,14 @@ fn dry_run_changes_nothing_then_yes_removes_only_what_is_eligible() {
     assert!(old.exists());
 
     // Dry run: planned, nothing changed.
-    let (code, plan) = clean_json(&["--shm-dir", d, "--allow-incomplete", "--min-age", "0s"]);
+    let (code, plan) = clean_json(&[
+        "--shm-dir",
+        d,
+        "--allow-non-tmpfs",
+        "--allow-incomplete",
+        "--min-age",
+        "0s",
+    ]);
     assert_eq!(code, 0);
     assert_eq!(plan["dry_run"], true);
     let a = actions_for(&plan, "sem.mp-leaked01");
@@ -123,6 +137,7 @@ fn dry_run_changes_nothing_then_yes_removes_only_what_is_eligible() {
     let (code, plan) = clean_json(&[
         "--shm-dir",
         d,
+        "--allow-non-tmpfs",
         "--allow-incomplete",
         "--min-age",
         "0s",
@@ -142,7 +157,14 @@ fn incomplete_visibility_is_respected_without_allow_incomplete() {
     let dir = private_dir();
     let d = dir.path().to_str().unwrap();
     let p = fake_sem(dir.path(), "mp-vis00001");
-    let (code, plan) = clean_json(&["--shm-dir", d, "--min-age", "0s", "--yes"]);
+    let (code, plan) = clean_json(&[
+        "--shm-dir",
+        d,
+        "--allow-non-tmpfs",
+        "--min-age",
+        "0s",
+        "--yes",
+    ]);
     assert_eq!(code, 0, "{plan:#}");
     let a = actions_for(&plan, "sem.mp-vis00001");
     if plan["visibility_complete"] == true {
@@ -260,6 +282,7 @@ fn other_users_semaphores_need_all_users() {
     let args = [
         "--shm-dir",
         d,
+        "--allow-non-tmpfs",
         "--min-age",
         "0s",
         "--allow-incomplete",
@@ -286,13 +309,14 @@ fn other_users_semaphores_need_all_users() {
     assert!(!p.exists());
 }
 
-/// A finding as the orphan rule reports it: the orphans in `pids`.
+/// A finding as the orphan rule reports it: the orphans in `pids` (certain:
+/// only certain verdicts are terminated by `--orphans` alone).
 fn orphan_finding(pids: &[i32]) -> Finding {
     let mut f = Finding::new(
         Kind::Orphan,
         b"test-workers",
-        Severity::Warning,
-        Confidence::Likely,
+        Severity::Error,
+        Confidence::Certain,
     );
     f.pids = pids.to_vec();
     f
@@ -477,6 +501,7 @@ fn table_output_says_dry_run() {
         "clean",
         "--shm-dir",
         dir.path().to_str().unwrap(),
+        "--allow-non-tmpfs",
         "--min-age",
         "0s",
         "--allow-incomplete",

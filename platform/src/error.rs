@@ -14,6 +14,12 @@ pub enum CollectError {
     },
     #[error("{} is not a directory", .0.display())]
     NotADirectory(PathBuf),
+    #[error(
+        "{} is not a tmpfs (filesystem type {fs_type:#x}): semleak lists and cleans only \
+         shared-memory filesystems; --allow-non-tmpfs accepts a fixture tree",
+        path.display()
+    )]
+    NotTmpfs { path: PathBuf, fs_type: u64 },
     #[error("collection is not supported on {0}")]
     Unsupported(&'static str),
 }

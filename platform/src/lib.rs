@@ -24,7 +24,7 @@ pub mod rawname;
 pub use error::CollectError;
 pub use model::*;
 pub use options::{CollectOptions, DEFAULT_SHM_DIR, DEFAULT_THREAD_NAMES_MIN_THREADS};
-pub use rawname::{escape_for_terminal, RawName};
+pub use rawname::{escape_for_terminal, is_hidden_or_control, RawName};
 
 /// Collect a Snapshot of this host.
 #[cfg(target_os = "linux")]

@@ -14,6 +14,8 @@ pub struct CollectOptions {
     /// Shared-memory directory; `None` means the OS default (`/dev/shm`),
     /// whose absence is noted rather than fatal.
     pub shm_dir: Option<PathBuf>,
+    /// Accept a `shm_dir` that is not a tmpfs or ramfs (fixture trees).
+    pub allow_non_tmpfs: bool,
     /// Window between the two fill-level samples of wakeup channels;
     /// zero disables channel sampling.
     pub sample_window: Duration,
@@ -34,6 +36,7 @@ impl Default for CollectOptions {
         CollectOptions {
             proc_root: PathBuf::from("/proc"),
             shm_dir: None,
+            allow_non_tmpfs: false,
             sample_window: Duration::from_millis(300),
             probe_names: Vec::new(),
             thread_names_min_threads: DEFAULT_THREAD_NAMES_MIN_THREADS,

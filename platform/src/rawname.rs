@@ -52,7 +52,7 @@ pub fn escape_for_terminal(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() => {
+            c if is_hidden_or_control(c) => {
                 let n = c as u32;
                 if n < 0x100 {
                     out.push_str(&format!("\\x{n:02x}"));
@@ -60,13 +60,45 @@ pub fn escape_for_terminal(s: &str) -> String {
                     out.push_str(&format!("\\u{{{n:x}}}"));
                 }
             }
-            '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32));
-            }
             c => out.push(c),
         }
     }
     out
+}
+
+/// Characters that do not show as themselves: control characters (C0, C1,
+/// DEL), line and paragraph separators, and invisible format characters —
+/// bidirectional marks, overrides and isolates, zero-width characters, the
+/// soft hyphen, tags. A name holding one can look like another name, or
+/// reorder the text around it, on a terminal or in a pasted command.
+pub fn is_hidden_or_control(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00ad}'
+                | '\u{034f}'
+                | '\u{061c}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{06dd}'
+                | '\u{070f}'
+                | '\u{115f}'
+                | '\u{1160}'
+                | '\u{17b4}'
+                | '\u{17b5}'
+                | '\u{180b}'..='\u{180f}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{3164}'
+                | '\u{fe00}'..='\u{fe0f}'
+                | '\u{feff}'
+                | '\u{ffa0}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{110bd}'
+                | '\u{1bca0}'..='\u{1bca3}'
+                | '\u{1d173}'..='\u{1d17a}'
+                | '\u{e0000}'..='\u{e0fff}'
+        )
 }
 
 impl fmt::Debug for RawName {
@@ -128,19 +160,32 @@ impl<'de> Deserialize<'de> for RawName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match Repr::deserialize(d)? {
             Repr::Text(t) => Ok(RawName(t.into_bytes())),
-            Repr::Hex { hex } => {
-                if hex.len() % 2 != 0 {
-                    return Err(serde::de::Error::custom("odd-length hex name"));
-                }
-                (0..hex.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
-                    .collect::<Result<Vec<u8>, _>>()
-                    .map(RawName)
-                    .map_err(serde::de::Error::custom)
-            }
+            Repr::Hex { hex } => decode_hex(&hex)
+                .map(RawName)
+                .map_err(serde::de::Error::custom),
         }
     }
+}
+
+/// `"61ff"` → `[0x61, 0xff]`. Works on bytes, so any text (a hostile
+/// snapshot's non-ASCII "hex") is an error, never a panic.
+fn decode_hex(hex: &str) -> Result<Vec<u8>, &'static str> {
+    fn nibble(b: u8) -> Result<u8, &'static str> {
+        match b {
+            b'0'..=b'9' => Ok(b - b'0'),
+            b'a'..=b'f' => Ok(b - b'a' + 10),
+            b'A'..=b'F' => Ok(b - b'A' + 10),
+            _ => Err("a hex name holds a character that is not a hex digit"),
+        }
+    }
+    let bytes = hex.as_bytes();
+    if bytes.len() % 2 != 0 {
+        return Err("odd-length hex name");
+    }
+    bytes
+        .chunks_exact(2)
+        .map(|pair| Ok(nibble(pair[0])? << 4 | nibble(pair[1])?))
+        .collect()
 }
 
 #[cfg(test)]
@@ -164,11 +209,29 @@ mod tests {
     }
 
     #[test]
+    fn hex_names_with_non_ascii_are_an_error_not_a_panic() {
+        for bad in [
+            r#"{"hex":"0é0"}"#,
+            r#"{"hex":"é"}"#,
+            r#"{"hex":"zz"}"#,
+            r#"{"hex":"abc"}"#,
+        ] {
+            assert!(serde_json::from_str::<RawName>(bad).is_err(), "{bad}");
+        }
+        let ok: RawName = serde_json::from_str(r#"{"hex":"41Ff"}"#).unwrap();
+        assert_eq!(ok, RawName(vec![0x41, 0xff]));
+    }
+
+    #[test]
     fn terminal_escaping_neutralises_controls() {
         assert_eq!(escape_for_terminal("a\x1b[31mb"), "a\\x1b[31mb");
         assert_eq!(escape_for_terminal("x\u{202e}y"), "x\\u{202e}y");
         assert_eq!(escape_for_terminal("tab\there\n"), "tab\\there\\n");
         assert_eq!(escape_for_terminal("\u{85}"), "\\x85");
+        assert_eq!(
+            escape_for_terminal("a\u{2028}b\u{200b}"),
+            "a\\u{2028}b\\u{200b}"
+        );
         assert_eq!(escape_for_terminal("plain-ünïcode"), "plain-ünïcode");
     }
 }

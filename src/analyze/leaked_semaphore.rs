@@ -1,39 +1,52 @@
 //! `leaked_semaphore`: a named semaphore file that no process maps.
 
-use semleak_platform::{Semaphore, Snapshot};
+use std::collections::HashMap;
+
+use semleak_platform::{Process, Semaphore, Snapshot, DEFAULT_SHM_DIR};
 
 use super::creator::Creator;
-use super::{age_secs, human_age, shell_quote, Confidence, Config, Finding, Kind, Severity};
+use super::{age_secs, human_age_ago, shell_quote, Confidence, Config, Finding, Kind, Severity};
 
 pub fn check(snapshot: &Snapshot, _config: &Config) -> Vec<Finding> {
+    let hidden = uninspected_possible_holders(snapshot);
     snapshot
         .shm
         .semaphores
         .iter()
         .filter(|s| !s.unlinked && s.holders.is_empty())
-        .map(|s| finding(snapshot, s))
+        .map(|s| finding_with(snapshot, s, &hidden))
         .collect()
 }
 
-/// Pids that were not inspected but could have the semaphore mapped: root,
-/// its owner, anyone when the mode lets group or others open it, and anyone
-/// whose uid is unknown.
-fn uninspected_possible_holders(snapshot: &Snapshot, sem: &Semaphore) -> Vec<i32> {
-    let shared = sem.meta.mode & 0o066 != 0;
-    snapshot
+/// Pids that were not inspected and so could have any semaphore mapped.
+/// Owners and modes prove nothing: a process can map a file and then change
+/// its uids, receive the descriptor over a socket, or run with mixed uids.
+/// Only what the kernel shows excludes one: a zombie or a kernel thread has
+/// no user mappings at all.
+pub fn uninspected_possible_holders(snapshot: &Snapshot) -> Vec<i32> {
+    let by_pid: HashMap<i32, &Process> = snapshot.processes.iter().map(|p| (p.pid, p)).collect();
+    let mut pids: Vec<i32> = snapshot
         .visibility
         .skipped
         .iter()
-        .filter(|s| match s.uid {
-            None => true,
-            Some(uid) => uid == 0 || uid == sem.meta.uid || shared,
+        .filter(|s| {
+            by_pid
+                .get(&s.pid)
+                .map_or(true, |p| !p.is_zombie() && !p.is_kernel_thread())
         })
         .map(|s| s.pid)
-        .collect()
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
 }
 
+/// The finding for one unheld semaphore (used by `run` for a single one).
 pub(crate) fn finding(snapshot: &Snapshot, sem: &Semaphore) -> Finding {
-    let hidden = uninspected_possible_holders(snapshot, sem);
+    finding_with(snapshot, sem, &uninspected_possible_holders(snapshot))
+}
+
+fn finding_with(snapshot: &Snapshot, sem: &Semaphore, hidden: &[i32]) -> Finding {
     let well_formed = sem.value.is_some();
     let confidence = if !well_formed
         && sem
@@ -58,8 +71,8 @@ pub(crate) fn finding(snapshot: &Snapshot, sem: &Semaphore) -> Finding {
         sem.meta.dev, sem.meta.inode, snapshot.visibility.processes_inspected
     ));
     f.evidence.push(format!(
-        "last modified {} ago; owner uid {}, gid {}, mode {:04o}",
-        human_age(age),
+        "last modified {}; owner uid {}, gid {}, mode {:04o}",
+        human_age_ago(age, sem.meta.modified_at),
         sem.meta.uid,
         sem.meta.gid,
         sem.meta.mode
@@ -82,7 +95,7 @@ pub(crate) fn finding(snapshot: &Snapshot, sem: &Semaphore) -> Finding {
     if !hidden.is_empty() {
         let shown: Vec<String> = hidden.iter().take(10).map(|p| p.to_string()).collect();
         f.evidence.push(format!(
-            "not certain: {} process(es) that could hold it were not inspected (pids {}{}); run as root for a complete view",
+            "not certain: {} uninspected process(es) could hold it, whatever their uid (pids {}{}); run as root for a complete view",
             hidden.len(),
             shown.join(", "),
             if hidden.len() > 10 { ", …" } else { "" }
@@ -102,8 +115,40 @@ pub(crate) fn finding(snapshot: &Snapshot, sem: &Semaphore) -> Finding {
         ));
     }
     f.recommendation = creator.recommendation().to_string();
-    f.cleanup = vec![format!("rm -- {}", shell_quote(path))];
+    f.cleanup = vec![cleanup_line(snapshot, sem, &mut f.evidence)];
     f
+}
+
+/// `rm -- PATH`, quoted for any POSIX shell; for a path that cannot be shown
+/// safely (control or invisible characters, not UTF-8), a `semleak clean`
+/// line that picks the file by inode instead, so no part of the name is
+/// pasted into a shell.
+fn cleanup_line(snapshot: &Snapshot, sem: &Semaphore, evidence: &mut Vec<String>) -> String {
+    if let Some(quoted) = shell_quote(sem.path.as_bytes()) {
+        return format!("rm -- {quoted}");
+    }
+    evidence.push(
+        "its name holds bytes that cannot be shown safely in a shell command (control, \
+         invisible or non-UTF-8 characters): the cleanup line picks it by inode"
+            .into(),
+    );
+    let mut line = format!(
+        "semleak clean --kind leaked_semaphore --inode {}",
+        sem.meta.inode
+    );
+    if snapshot.shm.dir != DEFAULT_SHM_DIR {
+        match shell_quote(snapshot.shm.dir.as_bytes()) {
+            Some(dir) => line.push_str(&format!(" --shm-dir {dir}")),
+            None => {
+                return "# no safe command: the directory name itself cannot be shown safely".into()
+            }
+        }
+    }
+    if sem.meta.uid != snapshot.host.collector_uid {
+        line.push_str(" --all-users");
+    }
+    line.push_str(" --yes");
+    line
 }
 
 #[cfg(test)]
@@ -144,22 +189,37 @@ mod tests {
     }
 
     #[test]
-    fn hidden_process_of_another_user_cannot_hold_a_private_semaphore() {
+    fn any_uninspected_process_could_hold_it_whatever_its_uid() {
         let mut snap = snapshot();
         let mut s = sem("x", 7, &[]);
         s.meta.uid = 1000;
         s.meta.mode = 0o600;
         snap.shm.semaphores = vec![s];
+        // Another user's process with a private semaphore: it may have
+        // mapped it before dropping privileges, or been passed the fd.
         skip(&mut snap, 555, Some(1001));
+        let f = check(&snap, &Config::default());
+        assert_eq!(f[0].confidence, Confidence::Likely);
+        assert!(
+            f[0].evidence.iter().any(|e| e.contains("555")),
+            "{:?}",
+            f[0].evidence
+        );
+    }
+
+    #[test]
+    fn zombies_and_kernel_threads_cannot_hold_anything() {
+        let mut snap = snapshot();
+        snap.shm.semaphores = vec![sem("x", 7, &[])];
+        let mut zombie = process(555, 1, "");
+        zombie.state = 'Z';
+        let kthread = process(2, 0, "");
+        snap.processes = vec![zombie, kthread];
+        skip(&mut snap, 555, None);
+        skip(&mut snap, 2, None);
         assert_eq!(
             check(&snap, &Config::default())[0].confidence,
             Confidence::Certain
-        );
-        // …but it could if the mode lets others open it.
-        snap.shm.semaphores[0].meta.mode = 0o666;
-        assert_eq!(
-            check(&snap, &Config::default())[0].confidence,
-            Confidence::Likely
         );
     }
 
@@ -207,6 +267,30 @@ mod tests {
         s.path = semleak_platform::RawName(b"/dev/shm/sem.a\nb".to_vec());
         snap.shm.semaphores = vec![s];
         let f = check(&snap, &Config::default());
-        assert_eq!(f[0].cleanup, vec![r"rm -- $'/dev/shm/sem.a\x0ab'"]);
+        assert_eq!(
+            f[0].cleanup,
+            vec!["semleak clean --kind leaked_semaphore --inode 7 --all-users --yes"]
+        );
+        assert!(f[0].evidence.iter().any(|e| e.contains("by inode")));
+    }
+
+    #[test]
+    fn quoted_cleanup_and_inode_line_for_a_private_dir() {
+        let mut snap = snapshot();
+        snap.host.collector_uid = 1000;
+        snap.shm.dir = "/tmp/my shm".into();
+        let mut s = sem("x", 7, &[]);
+        s.meta.uid = 1000;
+        s.path = semleak_platform::RawName(b"/tmp/my shm/sem.it's".to_vec());
+        let mut hostile = sem("y", 8, &[]);
+        hostile.meta.uid = 1000;
+        hostile.path = semleak_platform::RawName(b"/tmp/my shm/sem.\n'$(touch pwned)0".to_vec());
+        snap.shm.semaphores = vec![s, hostile];
+        let f = check(&snap, &Config::default());
+        assert_eq!(f[0].cleanup, vec![r"rm -- '/tmp/my shm/sem.it'\''s'"]);
+        assert_eq!(
+            f[1].cleanup,
+            vec!["semleak clean --kind leaked_semaphore --inode 8 --shm-dir '/tmp/my shm' --yes"]
+        );
     }
 }

@@ -242,7 +242,12 @@ pub fn sort_findings(findings: &mut [Finding]) {
 /// "pid 123 (python3 worker.py --x)": a process as people recognise it.
 /// The command line is cut to 120 characters.
 pub fn process_label(snapshot: &Snapshot, pid: i32) -> String {
-    match snapshot.processes.iter().find(|p| p.pid == pid) {
+    process_label_of(pid, snapshot.processes.iter().find(|p| p.pid == pid))
+}
+
+/// [`process_label`] for a process already looked up (`None`: gone).
+pub fn process_label_of(pid: i32, process: Option<&semleak_platform::Process>) -> String {
+    match process {
         Some(p) => {
             let mut cmd = process_tree::command_text(p);
             if cmd.chars().count() > 120 {
@@ -255,8 +260,32 @@ pub fn process_label(snapshot: &Snapshot, pid: i32) -> String {
 }
 
 /// Seconds between the snapshot and a past instant, for "age" evidence.
+/// Saturates: any file time (`touch -d @…`) or snapshot time is accepted.
 pub fn age_secs(snapshot: &Snapshot, unix_secs: i64) -> i64 {
-    (snapshot.taken_at_ms / 1000) as i64 - unix_secs
+    i64::try_from(snapshot.taken_at_ms / 1000)
+        .unwrap_or(i64::MAX)
+        .saturating_sub(unix_secs)
+}
+
+/// The last second RFC 3339 can write (9999-12-31T23:59:59Z).
+pub const MAX_DATE_SECS: i64 = 253_402_300_799;
+
+/// Is a Unix time writable as an RFC 3339 date (years 1970 to 9999)?
+pub fn date_in_range(unix_secs: i64) -> bool {
+    (0..=MAX_DATE_SECS).contains(&unix_secs)
+}
+
+/// "3d 4h ago", "in the future (clock skew)", or for a time no calendar
+/// date can show (anyone can `touch -d @253402300800` a file: year 10000)
+/// "at an out-of-range time (@253402300800)".
+pub fn human_age_ago(age_secs: i64, unix_secs: i64) -> String {
+    if !date_in_range(unix_secs) {
+        format!("at an out-of-range time (@{unix_secs})")
+    } else if age_secs < 0 {
+        "in the future (clock skew)".into()
+    } else {
+        format!("{} ago", human_age(age_secs))
+    }
 }
 
 /// "3d 4h", "12m 5s": short human ages for evidence lines.
@@ -273,37 +302,31 @@ pub fn human_age(secs: i64) -> String {
     }
 }
 
-/// Quote a byte string for a POSIX shell: single quotes for text, ANSI-C
-/// `$'…'` when it holds bytes a terminal or shell would mangle.
-pub fn shell_quote(bytes: &[u8]) -> String {
-    let plain = bytes.iter().all(|b| {
+/// Quote bytes as one word for any POSIX shell (sh/dash, bash, zsh): bare
+/// when every byte is plainly safe, else in single quotes with each `'`
+/// written `'\''` — the only quoting every shell reads the same way.
+///
+/// `None` when the bytes cannot be shown safely for a person to copy and
+/// paste: not UTF-8, or holding control characters, line or paragraph
+/// separators, bidirectional controls or other invisible characters. The
+/// caller then prints a command that does the job without the name (e.g.
+/// `semleak clean --inode N`).
+pub fn shell_quote(bytes: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    if text.chars().any(semleak_platform::is_hidden_or_control) {
+        return None;
+    }
+    let plain = text.bytes().all(|b| {
         b.is_ascii_alphanumeric()
             || matches!(
                 b,
                 b'/' | b'.' | b'-' | b'_' | b':' | b'+' | b'=' | b',' | b'@'
             )
     });
-    if plain && !bytes.is_empty() {
-        return String::from_utf8_lossy(bytes).into_owned();
+    if plain && !text.is_empty() {
+        return Some(text.to_string());
     }
-    let printable = std::str::from_utf8(bytes)
-        .map(|s| !s.chars().any(|c| c.is_control()))
-        .unwrap_or(false);
-    if printable {
-        let s = std::str::from_utf8(bytes).unwrap_or_default();
-        return format!("'{}'", s.replace('\'', r"'\''"));
-    }
-    let mut out = String::from("$'");
-    for &b in bytes {
-        match b {
-            b'\'' => out.push_str("\\'"),
-            b'\\' => out.push_str("\\\\"),
-            0x20..=0x7e => out.push(b as char),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push('\'');
-    out
+    Some(format!("'{}'", text.replace('\'', r"'\''")))
 }
 
 #[cfg(test)]
@@ -324,12 +347,28 @@ mod tests {
     }
 
     #[test]
-    fn shell_quoting() {
-        assert_eq!(shell_quote(b"/dev/shm/sem.mp-ab12"), "/dev/shm/sem.mp-ab12");
-        assert_eq!(shell_quote(b"/dev/shm/sem.a b"), "'/dev/shm/sem.a b'");
-        assert_eq!(shell_quote(b"it's"), r"'it'\''s'");
-        assert_eq!(shell_quote(b"a\nb\xff"), r"$'a\x0ab\xff'");
-        assert_eq!(shell_quote(b""), "''");
+    fn shell_quoting_is_posix_single_quotes_only() {
+        let q = |b: &[u8]| shell_quote(b);
+        assert_eq!(q(b"/dev/shm/sem.mp-ab12").unwrap(), "/dev/shm/sem.mp-ab12");
+        assert_eq!(q(b"/dev/shm/sem.a b").unwrap(), "'/dev/shm/sem.a b'");
+        assert_eq!(q(b"it's").unwrap(), r"'it'\''s'");
+        assert_eq!(q(b"$(touch x)`y`\\").unwrap(), r"'$(touch x)`y`\'");
+        assert_eq!(q("grüße".as_bytes()).unwrap(), "'grüße'");
+        assert_eq!(q(b"").unwrap(), "''");
+        // Nothing a person cannot see or paste safely: no `$'…'` (dash
+        // runs it as `$` + a quoted string), no quoting at all.
+        for unsafe_name in [
+            &b"sem.\n'$(touch pwned)0"[..],
+            b"a\xffb",
+            b"tab\there",
+            b"esc\x1b[31m",
+            "bidi\u{202e}txt".as_bytes(),
+            "line\u{2028}sep".as_bytes(),
+            "zero\u{200b}width".as_bytes(),
+            "c1\u{85}".as_bytes(),
+        ] {
+            assert_eq!(q(unsafe_name), None, "{unsafe_name:?}");
+        }
     }
 
     #[test]
@@ -338,6 +377,22 @@ mod tests {
         assert_eq!(human_age(125), "2m 5s");
         assert_eq!(human_age(7260), "2h 1m");
         assert_eq!(human_age(90000), "1d 1h");
+        assert_eq!(human_age(i64::MAX), "106751991167300d 15h");
+        assert_eq!(human_age_ago(60, 1_000), "1m 0s ago");
+        assert_eq!(human_age_ago(-5, 1_000), "in the future (clock skew)");
+        assert_eq!(
+            human_age_ago(-5, 253_402_300_800),
+            "at an out-of-range time (@253402300800)"
+        );
+    }
+
+    #[test]
+    fn ages_saturate_on_extreme_times() {
+        let mut snap = testing::snapshot();
+        assert!(age_secs(&snap, i64::MIN) == i64::MAX);
+        assert!(age_secs(&snap, i64::MAX) < 0);
+        snap.taken_at_ms = u64::MAX;
+        assert_eq!(age_secs(&snap, 0), (u64::MAX / 1000) as i64);
     }
 
     #[test]

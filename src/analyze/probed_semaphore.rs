@@ -83,9 +83,9 @@ fn finding(snapshot: &Snapshot, sem: &ProbedSemaphore) -> Finding {
         && name
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
-    if plain {
-        let code = format!("import _multiprocessing; _multiprocessing.sem_unlink(\"{label}\")");
-        f.cleanup = vec![format!("python3 -c {}", shell_quote(code.as_bytes()))];
+    let code = format!("import _multiprocessing; _multiprocessing.sem_unlink(\"{label}\")");
+    if let Some(code) = shell_quote(code.as_bytes()).filter(|_| plain) {
+        f.cleanup = vec![format!("python3 -c {code}")];
     } else {
         f.evidence
             .push("the name has unusual bytes: unlink it with sem_unlink(3) from a program".into());

@@ -32,13 +32,22 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
 
 /// The baseline and allowlist in force: `--baseline`, and `--allow` or the
 /// `.semleak.toml` found from the current directory upward.
+/// A `.semleak.toml` that is not trusted (another user's, or writable by
+/// others) is ignored, and stderr says so.
 pub fn load_suppressor(args: &SuppressArgs) -> Result<Suppressor, AppError> {
     let cwd = std::env::current_dir().ok();
-    Ok(Suppressor::load(
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let suppressor = Suppressor::load(
         args.baseline.as_deref(),
         args.allow.as_deref(),
         cwd.as_deref(),
-    )?)
+        uid,
+    )?;
+    if let Some(why) = &suppressor.ignored {
+        eprintln!("semleak: warning: allowlist {why}");
+    }
+    Ok(suppressor)
 }
 
 /// The collection options, with the `--probe-names` file read.

@@ -121,6 +121,8 @@ pub struct Plan {
     pub visibility_complete: bool,
     /// Things the reader must know (acting as root on others' resources, …).
     pub notes: Vec<String>,
+    /// Findings a baseline or allowlist accepted: never cleaned.
+    pub suppressed: crate::suppress::Suppressed,
     pub summary: CleanSummary,
     pub actions: Vec<Action>,
 }

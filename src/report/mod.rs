@@ -13,7 +13,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use semleak_platform::{escape_for_terminal, Snapshot};
 use serde::{Deserialize, Serialize};
 
-use crate::analyze::{Finding, Severity};
+use crate::analyze::{date_in_range, Finding, Severity};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -148,14 +148,21 @@ pub struct SemaphoreEntry {
     pub holders: Vec<i32>,
 }
 
+/// A time in milliseconds since the epoch as RFC 3339, or, beyond year
+/// 9999 (a hostile snapshot), `@SECONDS (out of range)`: never a panic.
 pub fn rfc3339_ms(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+    rfc3339_secs(secs).unwrap_or_else(|| format!("@{secs} (out of range)"))
 }
 
-fn rfc3339_secs(secs: i64) -> Option<String> {
-    (secs >= 0).then(|| {
-        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs as u64)).to_string()
-    })
+/// RFC 3339 for a Unix time from 1970 to 9999; `None` outside (a file
+/// `touch -d @253402300800` made, dated year 10000, or before 1970).
+pub fn rfc3339_secs(secs: i64) -> Option<String> {
+    if !date_in_range(secs) {
+        return None;
+    }
+    let time = UNIX_EPOCH.checked_add(Duration::from_secs(secs.unsigned_abs()))?;
+    Some(humantime::format_rfc3339_seconds(time).to_string())
 }
 
 impl Report {

@@ -181,3 +181,38 @@ fn json_field_set_is_pinned() {
     );
     assert_eq!(v["schema_version"], 1);
 }
+
+#[test]
+fn out_of_range_dates_render_as_such() {
+    let mut snap = snapshot();
+    let mut future = sem("future", 40, &[]);
+    future.meta.modified_at = 253_402_300_800; // touch -d @253402300800: year 10000
+    let mut past = sem("past", 41, &[]);
+    past.meta.modified_at = i64::MIN;
+    snap.shm.semaphores = vec![future, past];
+    snap.taken_at_ms = u64::MAX;
+    let findings = analyze(&snap, &Config::default());
+    let report = Report::new("scan", &snap, findings);
+    assert_eq!(
+        report.started_at,
+        format!("@{} (out of range)", u64::MAX / 1000)
+    );
+    assert!(report
+        .inventory
+        .semaphores
+        .iter()
+        .all(|s| s.modified_at.is_none()));
+    let evidence: Vec<&String> = report.findings.iter().flat_map(|f| &f.evidence).collect();
+    assert!(
+        evidence
+            .iter()
+            .any(|e| e.contains("out-of-range time (@253402300800)")),
+        "{evidence:?}"
+    );
+    table::render(&report, &table::TableOptions { wrap: false });
+    json::render(&report);
+    assert_eq!(
+        super::rfc3339_secs(253_402_300_799).unwrap(),
+        "9999-12-31T23:59:59Z"
+    );
+}

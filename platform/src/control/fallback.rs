@@ -151,6 +151,17 @@ impl ShmDir {
             source: unsupported("cleanup"),
         })
     }
+    pub fn unlink_semaphores(
+        &self,
+        batch: &[(&[u8], ExpectedFile)],
+        proc_root: &Path,
+        unverifiable: Unverifiable,
+    ) -> Vec<Result<Unlinked, UnlinkRefused>> {
+        batch
+            .iter()
+            .map(|&(name, expected)| self.unlink_semaphore(name, expected, proc_root, unverifiable))
+            .collect()
+    }
 }
 
 /// No way to tell a process from a later one with its pid: never signal.

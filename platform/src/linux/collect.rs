@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::BufReader;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -40,10 +39,11 @@ pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
         Some(d) => (d.clone(), true),
         None => (PathBuf::from(DEFAULT_SHM_DIR), false),
     };
-    let (mut shm, shm_note) = shm::collect_shm(&shm_dir, required)?;
-    shm::read_values(&shm_dir, &mut shm.semaphores);
+    let (mut shm, shm_note) = shm::collect_shm(&shm_dir, required, opts.allow_non_tmpfs)?;
+    shm::read_values(Path::new(&shm.dir), &mut shm.semaphores);
 
-    let mut prefix = shm_dir.as_os_str().as_bytes().to_vec();
+    // The resolved directory: maps name files by their real path.
+    let mut prefix = shm.dir.as_bytes().to_vec();
     if !prefix.ends_with(b"/") {
         prefix.push(b'/');
     }

@@ -13,6 +13,8 @@ mod channels;
 #[cfg(target_os = "linux")]
 mod collect;
 #[cfg(target_os = "linux")]
+pub(crate) mod holders;
+#[cfg(target_os = "linux")]
 pub(crate) mod procs;
 #[cfg(target_os = "linux")]
 mod shm;

@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::parse::{parse_glibc_sem, GLIBC_SEM_SIZE};
 use crate::error::CollectError;
@@ -34,13 +34,85 @@ fn join_bytes(dir: &Path, name: &[u8]) -> RawName {
     RawName(p)
 }
 
+/// `statfs` magic numbers of the filesystems POSIX shared memory lives on.
+const TMPFS_MAGIC: u64 = 0x0102_1994;
+const RAMFS_MAGIC: u64 = 0x8584_58f6;
+
+/// Resolve the directory once: absolute, with every symlink on the way
+/// followed here (`/dev/shm → /run/shm` on some hosts) and none below it —
+/// entries are examined with lstat and opened with `O_NOFOLLOW`, and clean
+/// opens this resolved path with `O_NOFOLLOW`. A directory the user named
+/// must be a tmpfs or ramfs unless `allow_non_tmpfs` (fixture trees).
+fn resolve_dir(dir: &Path, required: bool, allow_non_tmpfs: bool) -> io::Result<PathBuf> {
+    let real = fs::canonicalize(dir)?;
+    if real.to_str().is_none() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "its resolved path is not UTF-8",
+        ));
+    }
+    if required && !allow_non_tmpfs {
+        let fs_type = statfs_type(&real)?;
+        if fs_type != TMPFS_MAGIC && fs_type != RAMFS_MAGIC {
+            return Err(io::Error::other(NotTmpfs(fs_type)));
+        }
+    }
+    Ok(real)
+}
+
+/// Carries a non-tmpfs filesystem type out of [`resolve_dir`].
+#[derive(Debug)]
+struct NotTmpfs(u64);
+
+impl std::fmt::Display for NotTmpfs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "not a tmpfs (filesystem type {:#x})", self.0)
+    }
+}
+
+impl std::error::Error for NotTmpfs {}
+
+// f_type's type differs between targets.
+#[allow(clippy::unnecessary_cast)]
+fn statfs_type(dir: &Path) -> io::Result<u64> {
+    Ok(rustix::fs::statfs(dir)?.f_type as u64)
+}
+
 /// List the directory. `required` makes a missing directory an error (the
 /// user named it); the default directory may be absent in minimal containers.
-pub fn collect_shm(dir: &Path, required: bool) -> Result<(Shm, Option<String>), CollectError> {
+/// `shm.dir` is the resolved, absolute directory.
+pub fn collect_shm(
+    dir: &Path,
+    required: bool,
+    allow_non_tmpfs: bool,
+) -> Result<(Shm, Option<String>), CollectError> {
     let mut shm = Shm {
         dir: dir.to_string_lossy().into_owned(),
         ..Shm::default()
     };
+    let dir = match resolve_dir(dir, required, allow_non_tmpfs) {
+        Ok(real) => real,
+        Err(e) if !required && e.kind() == io::ErrorKind::NotFound => {
+            return Ok((
+                shm,
+                Some(format!(
+                    "{} does not exist: no POSIX named semaphores to list",
+                    dir.display()
+                )),
+            ));
+        }
+        Err(e) => {
+            if let Some(NotTmpfs(fs_type)) = e.get_ref().and_then(|e| e.downcast_ref()) {
+                return Err(CollectError::NotTmpfs {
+                    path: dir.to_path_buf(),
+                    fs_type: *fs_type,
+                });
+            }
+            return Err(CollectError::io(dir, e));
+        }
+    };
+    let dir = dir.as_path();
+    shm.dir = dir.to_string_lossy().into_owned();
     let dir_md = match fs::metadata(dir) {
         Ok(md) => md,
         Err(e) if !required && e.kind() == io::ErrorKind::NotFound => {

@@ -16,13 +16,14 @@
 //! sticky directory such as `/dev/shm` only the owner of both files (or
 //! root) can do.
 
+use std::collections::HashSet;
 use std::ffi::OsString;
-use std::fs::File;
-use std::io::{self, BufReader};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use rustix::fs::{
     openat, renameat_with, statat, unlinkat, AtFlags, FileType, Mode, OFlags, RenameFlags, Stat,
@@ -30,7 +31,7 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 
-use super::parse::{parse_maps, parse_status};
+use super::holders::HolderIndex;
 use crate::control_types::{ExpectedFile, UnlinkRefused, Unlinked, Unverifiable};
 
 /// An open shared-memory directory.
@@ -45,14 +46,6 @@ use crate::control_types::{ExpectedFile, UnlinkRefused, Unlinked, Unverifiable};
 pub struct ShmDir {
     fd: OwnedFd,
     path: PathBuf,
-}
-
-/// Processes that map a file, and those whose maps could not be read.
-#[derive(Debug, Default)]
-struct HolderScan {
-    holders: Vec<i32>,
-    /// (pid, uid if known)
-    unreadable: Vec<(i32, Option<u32>)>,
 }
 
 fn io_err(op: &'static str, e: Errno) -> UnlinkRefused {
@@ -122,6 +115,52 @@ impl ShmDir {
         proc_root: &Path,
         unverifiable: Unverifiable,
     ) -> Result<Unlinked, UnlinkRefused> {
+        self.unlink_semaphores(&[(file_name, expected)], proc_root, unverifiable)
+            .pop()
+            .unwrap_or(Err(UnlinkRefused::BadName))
+    }
+
+    /// Unlink a batch of entries, each as [`Self::unlink_semaphore`] would,
+    /// with one holder index (one read of every process's maps) for the
+    /// batch instead of one per entry. The index is rebuilt when it is older
+    /// than [`HOLDER_INDEX_MAX_AGE`]; each entry is still re-checked (same
+    /// regular file, not held) right before its unlink. One result per entry,
+    /// in order.
+    pub fn unlink_semaphores(
+        &self,
+        batch: &[(&[u8], ExpectedFile)],
+        proc_root: &Path,
+        unverifiable: Unverifiable,
+    ) -> Vec<Result<Unlinked, UnlinkRefused>> {
+        let devs: HashSet<u64> = batch.iter().map(|(_, e)| e.dev).collect();
+        let mut index: Option<HolderIndex> = None;
+        batch
+            .iter()
+            .map(|&(file_name, expected)| {
+                let fresh = index
+                    .as_ref()
+                    .is_some_and(|i| i.built.elapsed() < HOLDER_INDEX_MAX_AGE);
+                if !fresh {
+                    index = Some(HolderIndex::build(proc_root, &devs).map_err(|source| {
+                        UnlinkRefused::Io {
+                            op: "reading the process list",
+                            source,
+                        }
+                    })?);
+                }
+                let holders = index.as_ref().ok_or(UnlinkRefused::BadName)?;
+                self.unlink_checked(file_name, expected, holders, unverifiable)
+            })
+            .collect()
+    }
+
+    fn unlink_checked(
+        &self,
+        file_name: &[u8],
+        expected: ExpectedFile,
+        index: &HolderIndex,
+        unverifiable: Unverifiable,
+    ) -> Result<Unlinked, UnlinkRefused> {
         if file_name.is_empty()
             || file_name == b"."
             || file_name == b".."
@@ -130,24 +169,15 @@ impl ShmDir {
         {
             return Err(UnlinkRefused::BadName);
         }
-        let st = self.check_entry(file_name, expected)?;
+        self.check_entry(file_name, expected)?;
 
-        let scan = holders_of(proc_root, expected).map_err(|source| UnlinkRefused::Io {
-            op: "reading the process list",
-            source,
-        })?;
-        if !scan.holders.is_empty() {
-            return Err(UnlinkRefused::Held(scan.holders));
+        let holders = index.holders(expected.dev, expected.inode);
+        if !holders.is_empty() {
+            return Err(UnlinkRefused::Held(holders.to_vec()));
         }
-        // Same rule as the scan: a hidden process could map it if it runs as
-        // root or as the owner, or if the mode lets others open it.
-        let shared = st.st_mode & 0o066 != 0;
-        let unverified: Vec<i32> = scan
-            .unreadable
-            .iter()
-            .filter(|(_, uid)| uid.map_or(true, |u| u == 0 || u == st.st_uid || shared))
-            .map(|(pid, _)| *pid)
-            .collect();
+        // Same rule as the scan: any process that could not be inspected
+        // could map it, whatever its uid.
+        let unverified = index.unreadable().to_vec();
         if !unverified.is_empty() && unverifiable == Unverifiable::Refuse {
             return Err(UnlinkRefused::Unverifiable(unverified));
         }
@@ -244,38 +274,9 @@ fn check_stat(st: &Stat, expected: ExpectedFile) -> Result<(), UnlinkRefused> {
     Ok(())
 }
 
-fn holders_of(proc_root: &Path, expected: ExpectedFile) -> io::Result<HolderScan> {
-    let own_pid = std::process::id() as i32;
-    let mut scan = HolderScan::default();
-    for pid in super::procs::list_pids(proc_root)? {
-        if pid == own_pid {
-            continue; // semleak reads semaphores, it never maps them
-        }
-        let base = proc_root.join(pid.to_string());
-        let maps = File::open(base.join("maps")).and_then(|f| {
-            parse_maps(BufReader::with_capacity(64 * 1024, f), |dev, inode, _| {
-                dev == expected.dev && inode == expected.inode
-            })
-        });
-        match maps {
-            Ok(lines) if !lines.is_empty() => scan.holders.push(pid),
-            Ok(_) => {}
-            Err(e)
-                if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
-            }
-            Err(_) => {
-                let uid = File::open(base.join("status"))
-                    .and_then(|f| parse_status(BufReader::new(f)))
-                    .ok()
-                    .and_then(|s| s.uid);
-                scan.unreadable.push((pid, uid));
-            }
-        }
-    }
-    scan.holders.sort_unstable();
-    scan.unreadable.sort_unstable();
-    Ok(scan)
-}
+/// How long one holder index serves a batch of unlinks before it is read
+/// again.
+pub const HOLDER_INDEX_MAX_AGE: Duration = Duration::from_millis(500);
 
 #[cfg(test)]
 mod tests {

@@ -37,47 +37,67 @@ fn execute_unlinks(plan: &mut Plan, env: &ExecEnv) {
     } else {
         Unverifiable::Refuse
     };
-    let mut dir: Option<Result<ShmDir, String>> = None;
-    for a in &mut plan.actions {
-        let Op::Unlink {
-            file_name,
-            dev,
-            inode,
-        } = &a.op
-        else {
-            continue;
-        };
-        let expected = ExpectedFile {
-            dev: *dev,
-            inode: *inode,
-        };
-        if a.status != Status::Planned {
-            continue;
-        }
-        // Resolved once (a symlinked /dev/shm), then opened without
-        // following links; each entry is still checked by device and inode.
-        let dir = dir.get_or_insert_with(|| {
-            ShmDir::resolve(&env.shm_dir)
-                .and_then(|resolved| ShmDir::open(&resolved))
-                .map_err(|e| format!("cannot open {}: {e}", env.shm_dir.display()))
-        });
-        let shm = match dir {
-            Ok(d) => d,
-            Err(e) => {
-                a.status = Status::Failed;
-                a.outcome.push(e.clone());
-                continue;
+    let planned: Vec<usize> = (0..plan.actions.len())
+        .filter(|&i| {
+            plan.actions[i].status == Status::Planned
+                && matches!(plan.actions[i].op, Op::Unlink { .. })
+        })
+        .collect();
+    if planned.is_empty() {
+        return;
+    }
+    // Resolved once (a symlinked /dev/shm), then opened without following
+    // links; each entry is still checked by device and inode.
+    let shm = match ShmDir::resolve(&env.shm_dir).and_then(|resolved| ShmDir::open(&resolved)) {
+        Ok(d) => d,
+        Err(e) => {
+            let why = format!("cannot open {}: {e}", env.shm_dir.display());
+            for i in planned {
+                plan.actions[i].status = Status::Failed;
+                plan.actions[i].outcome.push(why.clone());
             }
-        };
-        match shm.unlink_semaphore(file_name.as_bytes(), expected, &env.proc_root, policy) {
+            return;
+        }
+    };
+    // One holder index for the batch (control rebuilds it when it ages),
+    // and each entry re-checked right before its unlink.
+    let batch: Vec<(&[u8], ExpectedFile)> = planned
+        .iter()
+        .filter_map(|&i| match &plan.actions[i].op {
+            Op::Unlink {
+                file_name,
+                dev,
+                inode,
+            } => Some((
+                file_name.as_bytes(),
+                ExpectedFile {
+                    dev: *dev,
+                    inode: *inode,
+                },
+            )),
+            _ => None,
+        })
+        .collect();
+    let results = shm.unlink_semaphores(&batch, &env.proc_root, policy);
+    for (i, result) in planned.into_iter().zip(results) {
+        let a = &mut plan.actions[i];
+        match result {
             Ok(done) => {
                 a.status = Status::Done;
                 a.outcome
                     .push("re-checked (same inode, no holder) and unlinked".into());
                 if !done.unverified.is_empty() {
+                    let shown: Vec<String> = done
+                        .unverified
+                        .iter()
+                        .take(10)
+                        .map(|p| p.to_string())
+                        .collect();
                     a.outcome.push(format!(
-                        "unverified: the maps of pid(s) {:?} could not be read (--allow-incomplete)",
-                        done.unverified
+                        "unverified: the maps of {} process(es) could not be read (pids {}{}; --allow-incomplete)",
+                        done.unverified.len(),
+                        shown.join(", "),
+                        if done.unverified.len() > 10 { ", …" } else { "" }
                     ));
                 }
             }

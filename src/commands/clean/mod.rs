@@ -8,7 +8,9 @@ pub mod plan;
 use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 
-use super::write_stdout;
+use std::collections::HashMap;
+
+use super::{collect_options, load_suppressor, write_stdout};
 use crate::analyze::{self, Config};
 use crate::cli::{CleanArgs, Format};
 use crate::exit::AppError;
@@ -18,11 +20,18 @@ pub use execute::{execute, ExecEnv};
 pub use plan::{plan, CleanOptions};
 
 pub fn clean(args: &CleanArgs) -> Result<i32, AppError> {
-    let mut collect = args.collect.options();
+    // The same suppressions as `scan`: what a baseline or allowlist accepts
+    // is never cleaned.
+    let suppressor = load_suppressor(&args.suppress)?;
+    let mut collect = collect_options(&args.collect)?;
     // Wakeup channels have nothing to clean: skip their sampling window.
     collect.sample_window = std::time::Duration::ZERO;
     let snapshot = semleak_platform::collect(&collect)?;
     let findings = analyze::analyze(&snapshot, &Config::default());
+    let processes: HashMap<i32, &semleak_platform::Process> =
+        snapshot.processes.iter().map(|p| (p.pid, p)).collect();
+    let cmdline_of = |pid: i32| processes.get(&pid).map(|p| p.command_line());
+    let (findings, suppressed) = suppressor.apply(findings, &cmdline_of);
     let names = if args.names.is_empty() {
         None
     } else {
@@ -41,18 +50,28 @@ pub fn clean(args: &CleanArgs) -> Result<i32, AppError> {
         all_users: args.all_users,
         allow_incomplete: args.allow_incomplete,
         orphans: args.orphans,
+        likely_orphans: args.likely_orphans,
         nudge_parents: args.nudge_parents,
         kinds: args.kinds.clone(),
         names,
+        inodes: args.inodes.clone(),
         invoking_uid: snapshot.host.collector_uid,
     };
     let mut plan = plan(&snapshot, &findings, &opts);
+    if suppressed.total() > 0 {
+        plan.notes.push(format!(
+            "{} finding(s) accepted by a baseline or allowlist are left alone ({} by baseline, {} by allowlist)",
+            suppressed.total(),
+            suppressed.baseline,
+            suppressed.allowlist
+        ));
+    }
+    plan.suppressed = suppressed;
     if args.yes {
         let env = ExecEnv {
-            shm_dir: collect
-                .shm_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(semleak_platform::DEFAULT_SHM_DIR)),
+            // The directory as collection resolved it (absolute, symlinks
+            // followed once): the executor opens it without following links.
+            shm_dir: PathBuf::from(&snapshot.shm.dir),
             proc_root: collect.proc_root.clone(),
             kill_after: args.kill_after,
             allow_incomplete: args.allow_incomplete,

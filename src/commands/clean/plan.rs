@@ -3,6 +3,7 @@
 //! `parent_pid`), so new rules of a cleanable kind need no change here.
 //! Skipped actions say why, so the dry run explains itself.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
@@ -10,9 +11,12 @@ use std::time::Duration;
 use globset::{Candidate, GlobSet};
 use semleak_platform::{Process, RawName, Semaphore, Snapshot};
 
-use crate::analyze::{finding_id, human_age, process_label, Confidence, Finding, Kind};
+use crate::analyze::{
+    finding_id, human_age, human_age_ago, process_label_of, Confidence, Finding, Kind,
+};
 use crate::report::clean::{Action, ActionKind, CleanSummary, Op, Plan, Status};
 use crate::report::SCHEMA_VERSION;
+use crate::suppress::Suppressed;
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
@@ -22,11 +26,16 @@ pub struct CleanOptions {
     pub all_users: bool,
     pub allow_incomplete: bool,
     pub orphans: bool,
+    /// With `orphans`: also terminate orphans whose verdict is only `likely`.
+    pub likely_orphans: bool,
     pub nudge_parents: bool,
     /// Empty: every kind.
     pub kinds: Vec<Kind>,
     /// `None`: every name.
     pub names: Option<GlobSet>,
+    /// Empty: every semaphore; else only these inode numbers (and no
+    /// process actions): for names that cannot be typed safely.
+    pub inodes: Vec<u64>,
     /// The uid whose resources are cleaned without `--all-users`.
     pub invoking_uid: u32,
 }
@@ -39,9 +48,11 @@ impl Default for CleanOptions {
             all_users: false,
             allow_incomplete: false,
             orphans: false,
+            likely_orphans: false,
             nudge_parents: false,
             kinds: Vec::new(),
             names: None,
+            inodes: Vec::new(),
             invoking_uid: 0,
         }
     }
@@ -81,17 +92,58 @@ fn owner_check(opts: &CleanOptions, owner: Option<u32>, what: &str) -> Result<()
     }
 }
 
-/// Plan the cleanup of `findings` (from `snapshot`). Pure.
+/// Lookups the planner makes once per finding, built once: O(N log N)
+/// overall instead of a scan of the snapshot per finding.
+struct Index<'a> {
+    /// Semaphores by the id of the finding that names them.
+    semaphores: HashMap<String, &'a Semaphore>,
+    processes: HashMap<i32, &'a Process>,
+}
+
+impl<'a> Index<'a> {
+    fn new(snapshot: &'a Snapshot, findings: &[Finding]) -> Index<'a> {
+        let semaphores = if findings.iter().any(|f| f.kind == Kind::LeakedSemaphore) {
+            snapshot
+                .shm
+                .semaphores
+                .iter()
+                .filter(|s| !s.unlinked)
+                .map(|s| (finding_id(Kind::LeakedSemaphore, s.path.as_bytes()), s))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        Index {
+            semaphores,
+            processes: snapshot.processes.iter().map(|p| (p.pid, p)).collect(),
+        }
+    }
+
+    fn process(&self, pid: i32) -> Option<&'a Process> {
+        self.processes.get(&pid).copied()
+    }
+
+    fn label(&self, pid: i32) -> String {
+        process_label_of(pid, self.process(pid))
+    }
+}
+
+/// Plan the cleanup of `findings` (from `snapshot`, after suppression:
+/// what a baseline or allowlist accepts is never cleaned). Pure.
 pub fn plan(snapshot: &Snapshot, findings: &[Finding], opts: &CleanOptions) -> Plan {
+    let index = Index::new(snapshot, findings);
     let mut actions = Vec::new();
     for f in findings {
         if !kind_selected(opts, f.kind) {
             continue;
         }
+        if !opts.inodes.is_empty() && f.kind != Kind::LeakedSemaphore {
+            continue; // --inode picks semaphores only
+        }
         match f.kind {
-            Kind::LeakedSemaphore => actions.extend(plan_semaphore(snapshot, f, opts)),
-            Kind::Orphan => actions.extend(plan_orphans(snapshot, f, opts)),
-            Kind::Zombie => actions.extend(plan_zombies(snapshot, f, opts)),
+            Kind::LeakedSemaphore => actions.extend(plan_semaphore(snapshot, &index, f, opts)),
+            Kind::Orphan => actions.extend(plan_orphans(snapshot, &index, f, opts)),
+            Kind::Zombie => actions.extend(plan_zombies(snapshot, &index, f, opts)),
             _ => {} // nothing to clean: diagnostics only
         }
     }
@@ -128,6 +180,7 @@ pub fn plan(snapshot: &Snapshot, findings: &[Finding], opts: &CleanOptions) -> P
         shm_dir: snapshot.shm.dir.clone(),
         visibility_complete,
         notes,
+        suppressed: Suppressed::default(),
         summary: CleanSummary::default(),
         actions,
     };
@@ -135,19 +188,22 @@ pub fn plan(snapshot: &Snapshot, findings: &[Finding], opts: &CleanOptions) -> P
     plan
 }
 
-fn find_semaphore<'a>(snapshot: &'a Snapshot, f: &Finding) -> Option<&'a Semaphore> {
-    snapshot
-        .shm
-        .semaphores
-        .iter()
-        .find(|s| finding_id(Kind::LeakedSemaphore, s.path.as_bytes()) == f.id)
-}
-
-fn plan_semaphore(snapshot: &Snapshot, f: &Finding, opts: &CleanOptions) -> Option<Action> {
-    let Some(sem) = find_semaphore(snapshot, f) else {
+fn plan_semaphore(
+    snapshot: &Snapshot,
+    index: &Index<'_>,
+    f: &Finding,
+    opts: &CleanOptions,
+) -> Option<Action> {
+    let Some(sem) = index.semaphores.get(&f.id).copied() else {
+        if !opts.inodes.is_empty() {
+            return None;
+        }
         let a = base_action(ActionKind::UnlinkSemaphore, f, f.resources.join(", "));
         return Some(skipped(a, "not found in the snapshot's inventory".into()));
     };
+    if !opts.inodes.is_empty() && !opts.inodes.contains(&sem.meta.inode) {
+        return None;
+    }
     if !name_matches(opts, sem.name.as_bytes()) {
         return None;
     }
@@ -189,8 +245,8 @@ fn plan_semaphore(snapshot: &Snapshot, f: &Finding, opts: &CleanOptions) -> Opti
         return Some(skipped(
             a,
             format!(
-                "last changed {} ago, younger than --min-age {}s (its creator may be about to use it)",
-                human_age(age),
+                "last changed {}, younger than --min-age {}s (its creator may be about to use it)",
+                human_age_ago(age, last_change),
                 opts.min_age.as_secs()
             ),
         ));
@@ -228,14 +284,15 @@ fn base_action(action: ActionKind, f: &Finding, target: String) -> Action {
     }
 }
 
-fn find_process(snapshot: &Snapshot, pid: i32) -> Option<&Process> {
-    snapshot.processes.iter().find(|p| p.pid == pid)
-}
-
-fn plan_orphans(snapshot: &Snapshot, f: &Finding, opts: &CleanOptions) -> Vec<Action> {
+fn plan_orphans(
+    snapshot: &Snapshot,
+    index: &Index<'_>,
+    f: &Finding,
+    opts: &CleanOptions,
+) -> Vec<Action> {
     let mut out = Vec::new();
     for &pid in &f.pids {
-        let proc_ = find_process(snapshot, pid);
+        let proc_ = index.process(pid);
         if let Some(p) = proc_ {
             if !name_matches(opts, p.comm.as_bytes()) {
                 continue;
@@ -243,7 +300,7 @@ fn plan_orphans(snapshot: &Snapshot, f: &Finding, opts: &CleanOptions) -> Vec<Ac
         } else if opts.names.is_some() {
             continue;
         }
-        let mut a = base_action(ActionKind::Terminate, f, process_label(snapshot, pid));
+        let mut a = base_action(ActionKind::Terminate, f, index.label(pid));
         a.pids = vec![pid];
         let Some(p) = proc_ else {
             out.push(skipped(a, "not in the snapshot any more".into()));
@@ -262,6 +319,29 @@ fn plan_orphans(snapshot: &Snapshot, f: &Finding, opts: &CleanOptions) -> Vec<Ac
             out.push(skipped(a, why));
             continue;
         }
+        // Only a certain verdict is acted on by default: a `possible` orphan
+        // (a setsid daemon reading a closed pipe, say) is never terminated.
+        match f.confidence {
+            Confidence::Possible => {
+                out.push(skipped(
+                    a,
+                    "the orphan verdict is only possible: semleak never terminates it; \
+                     check it by hand"
+                        .into(),
+                ));
+                continue;
+            }
+            Confidence::Likely if !(opts.orphans && opts.likely_orphans) => {
+                out.push(skipped(
+                    a,
+                    "the orphan verdict is only likely; --orphans --likely-orphans would \
+                     terminate it (SIGTERM, then SIGKILL)"
+                        .into(),
+                ));
+                continue;
+            }
+            _ => {}
+        }
         if !opts.orphans {
             out.push(skipped(
                 a,
@@ -270,8 +350,9 @@ fn plan_orphans(snapshot: &Snapshot, f: &Finding, opts: &CleanOptions) -> Vec<Ac
             continue;
         }
         a.why = format!(
-            "orphaned worker (parent pid {}): SIGTERM, then SIGKILL if it outlives --kill-after",
-            p.ppid
+            "orphaned worker (parent pid {}, {} verdict): SIGTERM, then SIGKILL if it outlives --kill-after",
+            p.ppid,
+            f.confidence.as_str()
         );
         a.op = Op::Terminate {
             pid,
@@ -282,19 +363,24 @@ fn plan_orphans(snapshot: &Snapshot, f: &Finding, opts: &CleanOptions) -> Vec<Ac
     out
 }
 
-fn plan_zombies(snapshot: &Snapshot, f: &Finding, opts: &CleanOptions) -> Option<Action> {
+fn plan_zombies(
+    snapshot: &Snapshot,
+    index: &Index<'_>,
+    f: &Finding,
+    opts: &CleanOptions,
+) -> Option<Action> {
     let parent = f.parent_pid?;
-    let parent_proc = find_process(snapshot, parent);
+    let parent_proc = index.process(parent);
     if opts.names.is_some() && !parent_proc.is_some_and(|p| name_matches(opts, p.comm.as_bytes())) {
         return None;
     }
-    let mut a = base_action(ActionKind::Explain, f, process_label(snapshot, parent));
+    let mut a = base_action(ActionKind::Explain, f, index.label(parent));
     a.pids = f.pids.clone();
     let n = f.pids.len();
     let reaper = format!(
         "{n} zombie(s) cannot be removed directly; they go away when {} calls waitpid(), \
          or when it exits and init or a subreaper adopts and reaps them",
-        process_label(snapshot, parent)
+        index.label(parent)
     );
     let Some(p) = parent_proc else {
         return Some(skipped(a, reaper));
@@ -345,8 +431,8 @@ mod tests {
         let mut f = Finding::new(
             Kind::Orphan,
             b"worker",
-            Severity::Warning,
-            Confidence::Likely,
+            Severity::Error,
+            Confidence::Certain,
         );
         f.pids = pids.to_vec();
         f
@@ -520,6 +606,109 @@ mod tests {
         assert!(p.actions[1].why.contains("uid 0"));
         assert_eq!(p.actions[2].status, Status::Skipped);
         assert!(p.actions[2].target.contains("gone"));
+    }
+
+    #[test]
+    fn only_certain_orphans_by_default_likely_behind_a_flag_possible_never() {
+        let mut snap = snapshot();
+        snap.processes = vec![
+            process(300, 1, "python3 certain"),
+            process(301, 1, "python3 likely"),
+            process(302, 1, "setsid-daemon"),
+        ];
+        let with = |pid: i32, c: Confidence| {
+            let mut f = orphan_finding(&[pid]);
+            f.id = format!("orphan-{pid}");
+            f.confidence = c;
+            f
+        };
+        let findings = vec![
+            with(300, Confidence::Certain),
+            with(301, Confidence::Likely),
+            with(302, Confidence::Possible),
+        ];
+        let status = |p: &Plan, pid: i32| {
+            let a = p.actions.iter().find(|a| a.pids == [pid]).unwrap();
+            (a.status, a.why.clone())
+        };
+        let o = CleanOptions {
+            orphans: true,
+            ..opts()
+        };
+        let p = plan(&snap, &findings, &o);
+        assert_eq!(status(&p, 300).0, Status::Planned);
+        let (st, why) = status(&p, 301);
+        assert_eq!(st, Status::Skipped);
+        assert!(why.contains("--likely-orphans"), "{why}");
+        let (st, why) = status(&p, 302);
+        assert_eq!(st, Status::Skipped);
+        assert!(why.contains("never terminates"), "{why}");
+
+        let o = CleanOptions {
+            orphans: true,
+            likely_orphans: true,
+            all_users: true,
+            ..opts()
+        };
+        let p = plan(&snap, &findings, &o);
+        assert_eq!(status(&p, 300).0, Status::Planned);
+        assert_eq!(status(&p, 301).0, Status::Planned);
+        assert_eq!(status(&p, 302).0, Status::Skipped, "possible: never");
+        // The flag alone (without --orphans) terminates nothing.
+        let o = CleanOptions {
+            likely_orphans: true,
+            ..opts()
+        };
+        assert_eq!(plan(&snap, &findings, &o).summary.planned, 0);
+    }
+
+    #[test]
+    fn inode_picks_one_semaphore_and_no_process() {
+        let mut snap = snapshot();
+        snap.shm.semaphores = vec![sem("a", 7, &[]), sem("b", 8, &[])];
+        snap.processes = vec![process(300, 1, "python3 worker")];
+        let mut findings = leaked(&snap);
+        findings.push(orphan_finding(&[300]));
+        let o = CleanOptions {
+            inodes: vec![8],
+            orphans: true,
+            ..opts()
+        };
+        let p = plan(&snap, &findings, &o);
+        assert_eq!(p.actions.len(), 1, "{:?}", p.actions);
+        assert_eq!(p.actions[0].target, "/dev/shm/sem.b");
+        assert_eq!(p.actions[0].status, Status::Planned);
+    }
+
+    #[test]
+    fn planning_many_semaphores_matches_each_finding_once() {
+        let mut snap = snapshot();
+        snap.shm.semaphores = (0..5000)
+            .map(|i| sem(&format!("mp-{i:05}"), i, &[]))
+            .collect();
+        let p = plan(&snap, &leaked(&snap), &opts());
+        assert_eq!(p.summary.planned, 5000);
+        assert!(p
+            .actions
+            .iter()
+            .zip(&snap.shm.semaphores)
+            .all(|(a, s)| a.target == s.path.to_lossy()));
+    }
+
+    #[test]
+    fn out_of_range_file_times_are_said_not_panicked_on() {
+        let mut snap = snapshot();
+        let mut s = sem("future", 7, &[]);
+        s.meta.modified_at = 253_402_300_800; // touch -d @253402300800: year 10000
+        s.meta.changed_at = i64::MAX;
+        snap.shm.semaphores = vec![s];
+        let p = plan(&snap, &leaked(&snap), &opts());
+        assert_eq!(p.actions[0].status, Status::Skipped);
+        assert!(
+            p.actions[0].why.contains("out-of-range"),
+            "{}",
+            p.actions[0].why
+        );
     }
 
     #[test]
