@@ -213,7 +213,8 @@ mod tests {
         snap.shm.semaphores = vec![sem("x", 7, &[])];
         let mut zombie = process(555, 1, "");
         zombie.state = 'Z';
-        let kthread = process(2, 0, "");
+        let mut kthread = process(2, 0, "");
+        kthread.kernel_thread = true;
         snap.processes = vec![zombie, kthread];
         skip(&mut snap, 555, None);
         skip(&mut snap, 2, None);
