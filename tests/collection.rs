@@ -73,6 +73,7 @@ fn scan(fx: &Fixture) -> serde_json::Value {
         fx.proc_root.to_str().unwrap(),
         "--shm-dir",
         fx.shm.to_str().unwrap(),
+        "--allow-non-tmpfs",
     ]);
     assert!(
         matches!(out.status.code(), Some(0) | Some(1)),
