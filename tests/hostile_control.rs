@@ -314,6 +314,7 @@ fn sigterm_before_the_command_starts_means_it_never_starts() {
     .arg(&proc_root)
     .arg("--shm-dir")
     .arg(&shm)
+    .arg("--allow-non-tmpfs")
     .args(["--", "sh", "-c", "touch \"$0\""])
     .arg(&started)
     .current_dir(dir.path())

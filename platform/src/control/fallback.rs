@@ -92,27 +92,6 @@ mod posix {
         }
     }
 
-    /// The process group of `pid`, if it can be read.
-    pub fn process_group(pid: i32) -> Option<i32> {
-        // SAFETY: getpgid takes a pid and touches no memory.
-        let g = unsafe { libc::getpgid(pid) };
-        (g > 0).then_some(g)
-    }
-
-    /// This process's group.
-    pub fn own_process_group() -> i32 {
-        // SAFETY: getpgrp takes no arguments and cannot fail.
-        unsafe { libc::getpgrp() }
-    }
-
-    /// Is a terminal on stdin, stdout or stderr in the foreground with this
-    /// process's group?
-    pub fn foreground_terminal_is_ours() -> bool {
-        let own = own_process_group();
-        // SAFETY: isatty/tcgetpgrp take a descriptor number and touch no memory.
-        (0..3).any(|fd| unsafe { libc::isatty(fd) == 1 && libc::tcgetpgrp(fd) == own })
-    }
-
     /// Send `sig` to `pid` (the command, not reaped yet).
     pub fn send_signal(pid: i32, sig: libc::c_int) -> io::Result<()> {
         // SAFETY: kill(2) on one positive pid; no memory is passed.

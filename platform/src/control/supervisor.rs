@@ -148,7 +148,7 @@ impl Supervisor {
         if let Some(sig) = shared.stop_before_start {
             return Err(SpawnError::Stopped(sig));
         }
-        let own_process_group = !os::foreground_terminal_is_ours();
+        let own_process_group = !foreground_terminal_is_ours();
         if own_process_group {
             use std::os::unix::process::CommandExt;
             cmd.process_group(0);
@@ -223,8 +223,9 @@ fn forward_signals(set: libc::sigset_t, shared: Arc<Mutex<Shared>>) {
             Target::Running(pid) => {
                 // A terminal's signal went to semleak's whole process group:
                 // the command has it already if it is still in that group.
-                let delivered =
-                    from_kernel && os::process_group(pid) == Some(os::own_process_group());
+                let delivered = from_kernel
+                    && process_group(pid).is_some()
+                    && process_group(pid) == own_process_group();
                 if !delivered {
                     // Not reaped yet (reaping takes this lock and ends the target).
                     let _ = os::send_signal(pid, sig);
@@ -298,6 +299,35 @@ fn reap_children(
             std::thread::sleep(NO_CHILDREN_POLL);
         }
     }
+}
+
+// Process groups through libc, not rustix: inside a pid namespace whose
+// group leader lives outside, the kernel reports group 0, which rustix's
+// `getpgrp`/`getpgid` take for a valid (non-zero) pid.
+
+/// The process group of `pid`; `None` if it cannot be read or lies outside
+/// this pid namespace.
+fn process_group(pid: i32) -> Option<i32> {
+    // SAFETY: getpgid takes a pid and touches no memory.
+    let g = unsafe { libc::getpgid(pid) };
+    (g > 0).then_some(g)
+}
+
+/// This process's group; `None` when it lies outside this pid namespace.
+fn own_process_group() -> Option<i32> {
+    // SAFETY: getpgrp takes no arguments and cannot fail.
+    let g = unsafe { libc::getpgrp() };
+    (g > 0).then_some(g)
+}
+
+/// Is a terminal on stdin, stdout or stderr in the foreground with this
+/// process's group? Then the command shares the group (and the terminal).
+fn foreground_terminal_is_ours() -> bool {
+    let Some(own) = own_process_group() else {
+        return false;
+    };
+    // SAFETY: isatty/tcgetpgrp take a descriptor number and touch no memory.
+    (0..3).any(|fd| unsafe { libc::isatty(fd) == 1 && libc::tcgetpgrp(fd) == own })
 }
 
 #[cfg(test)]

@@ -3,12 +3,10 @@
 //! reaping children, and process groups.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
 
 use rustix::io::Errno;
 use rustix::process::{
-    getpgid, getpgrp, kill_process, set_child_subreaper, wait, waitid, Pid, WaitId, WaitIdOptions,
-    WaitOptions,
+    kill_process, set_child_subreaper, wait, waitid, Pid, WaitId, WaitIdOptions, WaitOptions,
 };
 
 use crate::control_types::{SubreaperStatus, WaitStatus};
@@ -66,30 +64,6 @@ pub fn reap_nohang() -> io::Result<Option<(i32, WaitStatus)>> {
             Err(e) => Err(e.into()),
         };
     }
-}
-
-/// The process group of `pid`, if it can be read.
-pub fn process_group(pid: i32) -> Option<i32> {
-    getpgid(Some(Pid::from_raw(pid)?))
-        .ok()
-        .map(|g| g.as_raw_nonzero().get())
-}
-
-/// This process's group.
-pub fn own_process_group() -> i32 {
-    getpgrp().as_raw_nonzero().get()
-}
-
-/// Is a terminal on stdin, stdout or stderr in the foreground with this
-/// process's group? Then the command shares the group (and the terminal).
-pub fn foreground_terminal_is_ours() -> bool {
-    let own = getpgrp();
-    let on_terminal = |fd: BorrowedFd<'_>| {
-        rustix::termios::isatty(fd) && rustix::termios::tcgetpgrp(fd).is_ok_and(|g| g == own)
-    };
-    on_terminal(io::stdin().as_fd())
-        || on_terminal(io::stdout().as_fd())
-        || on_terminal(io::stderr().as_fd())
 }
 
 /// Send `sig` to `pid` (the command, not reaped yet: the caller holds the
