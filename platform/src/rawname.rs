@@ -143,6 +143,29 @@ impl<'de> Deserialize<'de> for RawName {
     }
 }
 
+/// The JSON Schema of the serialised form: a string, or `{"hex": "…"}`
+/// for names that are not UTF-8.
+impl schemars::JsonSchema for RawName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RawName".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Bytes from the system: a string when they are UTF-8, else their hex digits",
+            "oneOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "properties": {"hex": {"type": "string", "pattern": "^([0-9a-f]{2})*$"}},
+                    "required": ["hex"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

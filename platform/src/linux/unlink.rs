@@ -155,7 +155,7 @@ impl ShmDir {
         let unverified: Vec<i32> = scan
             .unreadable
             .iter()
-            .filter(|(_, uid)| uid.map_or(true, |u| u == 0 || u == st.st_uid || shared))
+            .filter(|(_, uid)| uid.is_none_or(|u| u == 0 || u == st.st_uid || shared))
             .map(|(pid, _)| *pid)
             .collect();
         if !unverified.is_empty() && unverifiable == Unverifiable::Refuse {

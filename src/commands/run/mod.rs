@@ -9,14 +9,17 @@
 //! the command left (see [`blame`]), terminates leftovers (TERM, then KILL
 //! after `--kill-after`) and reaps them.
 //!
-//! Exit status: CMD's own when it failed (128+N for signal N); otherwise 1
-//! when a finding at or above `--fail-on` remains; otherwise 0.
+//! Exit status: CMD's own when it failed (128+N for signal N); otherwise
+//! `--leak-exit-code` (1) when a finding at or above `--fail-on` remains;
+//! otherwise 0. Besides the summary on stderr it writes `--report` (JSON),
+//! `--junit` (JUnit XML) and, under GitHub Actions, annotations and a step
+//! summary.
 
 pub mod blame;
 mod gate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{self, IsTerminal};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -24,11 +27,12 @@ use std::time::{Duration, Instant};
 use semleak_platform::control::{self, SubreaperStatus, Supervisor, WaitStatus};
 use semleak_platform::{CollectOptions, RawName};
 
+use super::Ui;
 use crate::analyze;
 use crate::cli::RunArgs;
-use crate::exit::{AppError, EXIT_FINDINGS, EXIT_OK};
+use crate::exit::{AppError, EXIT_OK};
 use crate::report::run::RunInfo;
-use crate::report::{json, table, Report};
+use crate::report::{github, json, junit, table, Report};
 
 use blame::{Fate, SemTrace};
 use gate::Gate;
@@ -49,7 +53,7 @@ impl From<GateError> for AppError {
     }
 }
 
-pub fn run(args: &RunArgs) -> Result<i32, AppError> {
+pub fn run(args: &RunArgs, ui: &Ui) -> Result<i32, AppError> {
     let started = Instant::now();
     // Usage errors first, before anything runs.
     let suppressor = super::load_suppressor(&args.suppress)?;
@@ -222,30 +226,67 @@ pub fn run(args: &RunArgs) -> Result<i32, AppError> {
         signals_received: gate.supervisor.received_signals(),
     });
 
-    if let Some(path) = &args.report {
-        std::fs::write(path, json::render(&report)).map_err(|source| AppError::Write {
-            path: path.clone(),
-            source,
-        })?;
+    write_report_files(args, &report)?;
+    eprint!("{}", table::render_run_summary(&report, &ui.stderr()));
+    if github_actions() {
+        github_outputs(&report)?;
     }
-    eprint!(
-        "{}",
-        table::render_run_summary(
-            &report,
-            &table::TableOptions {
-                wrap: io::stderr().is_terminal(),
-            }
-        )
-    );
+    Ok(exit_code(args, status.shell_code(), &report))
+}
 
-    let code = status.shell_code();
-    Ok(if code != 0 {
-        code
+/// CMD's own status when it failed; else `--leak-exit-code` when it leaked
+/// at or above `--fail-on`; else 0.
+fn exit_code(args: &RunArgs, command_status: i32, report: &Report) -> i32 {
+    if command_status != 0 {
+        command_status
     } else if args.fail_on.fails(report.worst()) {
-        EXIT_FINDINGS
+        args.leak_exit_code
     } else {
         EXIT_OK
-    })
+    }
+}
+
+/// `--report FILE` (JSON) and `--junit FILE` (JUnit XML).
+fn write_report_files(args: &RunArgs, report: &Report) -> Result<(), AppError> {
+    let write = |path: &PathBuf, text: String| {
+        std::fs::write(path, text).map_err(|source| AppError::Write {
+            path: path.clone(),
+            source,
+        })
+    };
+    if let Some(path) = &args.report {
+        write(path, json::render(report))?;
+    }
+    if let Some(path) = &args.junit {
+        write(path, junit::render(report, args.fail_on.threshold()))?;
+    }
+    Ok(())
+}
+
+/// GitHub sets `GITHUB_ACTIONS=true` in every step.
+fn github_actions() -> bool {
+    std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true")
+}
+
+/// Annotations on stderr (the runner reads workflow commands from both
+/// streams; stdout is the command's) and the markdown summary appended to
+/// `$GITHUB_STEP_SUMMARY`.
+fn github_outputs(report: &Report) -> Result<(), AppError> {
+    eprint!("{}", github::annotations(report));
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").map(PathBuf::from) else {
+        return Ok(());
+    };
+    let write_err = |source| AppError::Write {
+        path: path.clone(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&path)
+        .map_err(write_err)?;
+    file.write_all(github::step_summary(report).as_bytes())
+        .map_err(write_err)
 }
 
 /// A command line as one string, for labels and allowlist matching.
