@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::table::verdict;
+use super::table::{subject, verdict};
 use super::{term, Report};
 use crate::analyze::{Kind, Severity};
 
@@ -87,11 +87,7 @@ pub fn step_summary(report: &Report) -> String {
     out.push_str("| severity | confidence | kind | subject | summary |\n");
     out.push_str("| --- | --- | --- | --- | --- |\n");
     for f in report.findings.iter().take(MAX_SUMMARY_ROWS) {
-        let subject = f
-            .resources
-            .first()
-            .cloned()
-            .unwrap_or_else(|| format!("pids {:?}", f.pids));
+        let subject = subject(f, ", ");
         let _ = writeln!(
             out,
             "| {} | {} | {} | `{}` | {} |",

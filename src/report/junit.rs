@@ -68,9 +68,9 @@ pub fn render(report: &Report, threshold: Option<Severity>) -> String {
                 "      <failure type=\"{}\" message=\"{}\">{}</failure>",
                 kind.as_str(),
                 xml(&format!(
-                    "{} {} (worst: {})",
-                    findings.len(),
+                    "{}: {} finding(s), worst {}",
                     kind.title(),
+                    findings.len(),
                     worst.as_str()
                 )),
                 xml(&text)

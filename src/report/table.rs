@@ -169,7 +169,7 @@ fn shared_evidence<'a>(findings: &[&'a Finding]) -> Vec<&'a str> {
 }
 
 /// What a finding is about, in a few words: its first resources, else its pids.
-fn subject(f: &Finding, separator: &str) -> String {
+pub fn subject(f: &Finding, separator: &str) -> String {
     if !f.resources.is_empty() {
         let mut r: Vec<String> = f.resources.iter().take(3).map(|r| term(r)).collect();
         if f.resources.len() > 3 {
