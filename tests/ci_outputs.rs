@@ -21,12 +21,20 @@ fn leaking(status: i32) -> Vec<String> {
 
 fn run(flags: &[&str], command: &[String], env: &[(&str, &Path)]) -> Output {
     let mut cmd = Command::new(semleak_bin());
-    cmd.args(["run", "--interval", "0s", "--grace", "0s", "--kill-after", "1s"])
-        .args(flags)
-        .args(command)
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .env_remove("NO_COLOR");
+    cmd.args([
+        "run",
+        "--interval",
+        "0s",
+        "--grace",
+        "0s",
+        "--kill-after",
+        "1s",
+    ])
+    .args(flags)
+    .args(command)
+    .env_remove("GITHUB_ACTIONS")
+    .env_remove("GITHUB_STEP_SUMMARY")
+    .env_remove("NO_COLOR");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -45,7 +53,15 @@ fn the_command_needs_no_double_dash_and_keeps_its_flags() {
         common::semleak(&args)
     };
     // Flags after CMD are CMD's, even ones semleak also has.
-    let out = echo(&["sh", "-c", "printf '%s|' \"$@\"", "sh", "--grace", "5s", "-x"]);
+    let out = echo(&[
+        "sh",
+        "-c",
+        "printf '%s|' \"$@\"",
+        "sh",
+        "--grace",
+        "5s",
+        "-x",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "--grace|5s|-x|");
     // `--` still works, and so do flags before CMD.
@@ -70,7 +86,11 @@ fn leak_exit_code_tells_leaks_from_a_failing_command() {
     let out = run(&["--leak-exit-code", "7"], &["true".to_string()], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = common::semleak(&["run", "--leak-exit-code", "0", "true"]);
-    assert_eq!(out.status.code(), Some(2), "0 would hide leaks: use --fail-on never");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "0 would hide leaks: use --fail-on never"
+    );
 }
 
 #[test]
@@ -81,7 +101,10 @@ fn github_actions_gets_annotations_and_a_step_summary() {
     let out = run(
         &[],
         &leaking(0),
-        &[("GITHUB_ACTIONS", Path::new("true")), ("GITHUB_STEP_SUMMARY", &summary)],
+        &[
+            ("GITHUB_ACTIONS", Path::new("true")),
+            ("GITHUB_STEP_SUMMARY", &summary),
+        ],
     );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -94,9 +117,15 @@ fn github_actions_gets_annotations_and_a_step_summary() {
     );
     assert!(!annotations[0].contains('\n'));
     let md = std::fs::read_to_string(&summary).unwrap();
-    assert!(md.starts_with("earlier step\n### semleak: LEAKS: 1 error on "), "{md}");
+    assert!(
+        md.starts_with("earlier step\n### semleak: LEAKS: 1 error on "),
+        "{md}"
+    );
     assert!(md.contains("| error | certain | orphan | `pids "), "{md}");
-    assert!(md.contains("`sh -c sleep 30 & exit 0` exited with status 0"), "{md}");
+    assert!(
+        md.contains("`sh -c sleep 30 & exit 0` exited with status 0"),
+        "{md}"
+    );
 
     // Outside GitHub Actions: none of it.
     let out = run(&[], &leaking(0), &[("GITHUB_STEP_SUMMARY", &summary)]);

@@ -19,7 +19,10 @@ fn completions_for_each_shell() {
         assert_eq!(out.status.code(), Some(0), "{shell}");
         let script = text(&out.stdout);
         assert!(script.contains("semleak"), "{shell}");
-        assert!(script.contains("leak-exit-code"), "{shell}: run's flags are completed");
+        assert!(
+            script.contains("leak-exit-code"),
+            "{shell}: run's flags are completed"
+        );
     }
     // The bash script is valid bash.
     let out = semleak(&["completions", "bash"]);
@@ -34,7 +37,13 @@ fn completions_for_each_shell() {
 #[test]
 fn help_lists_kinds_and_leaves_out_what_does_nothing() {
     let clean = text(&semleak(&["clean", "--help"]).stdout);
-    for kind in ["leaked_semaphore", "orphan", "zombie", "full_wakeup_pipe", "thread_pileup"] {
+    for kind in [
+        "leaked_semaphore",
+        "orphan",
+        "zombie",
+        "full_wakeup_pipe",
+        "thread_pileup",
+    ] {
         assert!(clean.contains(kind), "clean --help lists {kind}:\n{clean}");
     }
     // clean does not sample wakeup channels: the option is gone.
@@ -45,7 +54,11 @@ fn help_lists_kinds_and_leaves_out_what_does_nothing() {
     );
     let bad = semleak(&["clean", "--kind", "leak"]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(text(&bad.stderr).contains("possible values"), "{}", text(&bad.stderr));
+    assert!(
+        text(&bad.stderr).contains("possible values"),
+        "{}",
+        text(&bad.stderr)
+    );
 
     // --probe-names only does something on macOS.
     let scan = text(&semleak(&["scan", "--help"]).stdout);
@@ -59,10 +72,26 @@ fn help_lists_kinds_and_leaves_out_what_does_nothing() {
 #[test]
 fn durations_are_read_with_clear_errors() {
     for good in ["500ms", "2s", "5m", "0s", "1m 30s"] {
-        let out = semleak(&["scan", "--format", "json", "--sample-window", good, "--proc-root", "/nonexistent"]);
-        assert!(!text(&out.stderr).contains("invalid value"), "{good}: {}", text(&out.stderr));
+        let out = semleak(&[
+            "scan",
+            "--format",
+            "json",
+            "--sample-window",
+            good,
+            "--proc-root",
+            "/nonexistent",
+        ]);
+        assert!(
+            !text(&out.stderr).contains("invalid value"),
+            "{good}: {}",
+            text(&out.stderr)
+        );
     }
-    for (bad, says) in [("5", "has no unit"), ("5parsecs", "unknown time unit"), ("-1s", "not a duration")] {
+    for (bad, says) in [
+        ("5", "has no unit"),
+        ("5parsecs", "unknown time unit"),
+        ("-1s", "not a duration"),
+    ] {
         let out = semleak(&["scan", &format!("--sample-window={bad}")]);
         assert_eq!(out.status.code(), Some(2), "{bad}");
         let err = text(&out.stderr);
@@ -74,7 +103,10 @@ fn durations_are_read_with_clear_errors() {
 fn analyze_takes_a_baseline_and_an_allowlist() {
     let dir = tempfile::tempdir().unwrap();
     let snapshot = dir.path().join("host.json");
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/macos/host.json");
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/macos/host.json"
+    );
     std::fs::copy(fixture, &snapshot).unwrap();
     let snap = snapshot.to_str().unwrap();
     let out = semleak(&["analyze", snap, "--format", "json", "--fail-on", "never"]);
@@ -86,7 +118,14 @@ fn analyze_takes_a_baseline_and_an_allowlist() {
     // The report itself as a baseline: everything is known.
     let baseline = dir.path().join("baseline.json");
     std::fs::write(&baseline, &out.stdout).unwrap();
-    let out = semleak(&["analyze", snap, "--format", "json", "--baseline", baseline.to_str().unwrap()]);
+    let out = semleak(&[
+        "analyze",
+        snap,
+        "--format",
+        "json",
+        "--baseline",
+        baseline.to_str().unwrap(),
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["findings"].as_array().unwrap().len(), 0);
     assert_eq!(v["suppressed"]["baseline"], found);
@@ -95,10 +134,27 @@ fn analyze_takes_a_baseline_and_an_allowlist() {
     // An allowlist by kind.
     let kind = report["findings"][0]["kind"].as_str().unwrap();
     let allow = dir.path().join("allow.toml");
-    std::fs::write(&allow, format!("[[allow]]\nkind = \"{kind}\"\nreason = \"known\"\n")).unwrap();
-    let out = semleak(&["analyze", snap, "--format", "json", "--fail-on", "never", "--allow", allow.to_str().unwrap()]);
+    std::fs::write(
+        &allow,
+        format!("[[allow]]\nkind = \"{kind}\"\nreason = \"known\"\n"),
+    )
+    .unwrap();
+    let out = semleak(&[
+        "analyze",
+        snap,
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+        "--allow",
+        allow.to_str().unwrap(),
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v["findings"].as_array().unwrap().iter().all(|f| f["kind"] != kind));
+    assert!(v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["kind"] != kind));
     assert!(v["suppressed"]["allowlist"].as_u64().unwrap() > 0);
 }
 
@@ -114,8 +170,15 @@ fn snapshot_warns_about_command_lines_and_redacts_them() {
 
     let plain = semleak(&["snapshot", "--sample-window", "0s"]);
     assert_eq!(plain.status.code(), Some(0));
-    assert!(text(&plain.stdout).contains(&secret), "the plain snapshot has argv");
-    assert!(text(&plain.stderr).contains("--redact"), "{}", text(&plain.stderr));
+    assert!(
+        text(&plain.stdout).contains(&secret),
+        "the plain snapshot has argv"
+    );
+    assert!(
+        text(&plain.stderr).contains("--redact"),
+        "{}",
+        text(&plain.stderr)
+    );
 
     let redacted = semleak(&["snapshot", "--sample-window", "0s", "--redact"]);
     assert_eq!(redacted.status.code(), Some(0));
@@ -129,7 +192,12 @@ fn snapshot_warns_about_command_lines_and_redacts_them() {
         .iter()
         .find(|p| p["pid"] == pid)
         .expect("the test's process is in the snapshot");
-    let argv: Vec<&str> = me["cmdline"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let argv: Vec<&str> = me["cmdline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
     assert_eq!(argv.len(), 5, "{argv:?}");
     assert!(argv[0].contains("python"), "{argv:?}");
     assert!(argv[1..].iter().all(|a| *a == "<redacted>"), "{argv:?}");

@@ -19,7 +19,8 @@ fn all_maps(text: &[u8]) -> Vec<(u64, Vec<u8>, bool)> {
 /// procfs-core 0.18 returns `Err(Incomplete)` for the whole maps file.
 #[test]
 fn a_non_utf8_byte_in_a_maps_path_costs_nothing() {
-    let maps = b"7f0000000000-7f0000001000 rw-s 00000000 00:1a 60163 /dev/shm/sem.\xff\xfe (deleted)\n\
+    let maps =
+        b"7f0000000000-7f0000001000 rw-s 00000000 00:1a 60163 /dev/shm/sem.\xff\xfe (deleted)\n\
 7f0000002000-7f0000003000 r--p 00000000 08:01 1234 /usr/lib/libc.so.6\n";
     assert_eq!(
         all_maps(maps),

@@ -154,7 +154,7 @@ impl Kind {
     }
 }
 
-/// One diagnosed problem. Serialises to the DESIGN.md finding schema.
+/// One diagnosed problem: a finding of the JSON report (docs/JSON.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Finding {
     pub id: String,

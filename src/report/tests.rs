@@ -164,7 +164,7 @@ fn keys(v: &Value, prefix: &str, out: &mut BTreeSet<String>) {
     }
 }
 
-/// The JSON contract of DESIGN.md (schema_version 1). Adding a field means
+/// The JSON contract of docs/JSON.md (schema_version 1). Adding a field means
 /// adding it here; renaming or removing one means bumping schema_version.
 #[test]
 fn json_field_set_is_pinned() {
