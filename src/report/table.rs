@@ -187,9 +187,11 @@ pub fn subject(f: &Finding, separator: &str) -> String {
     }
 }
 
-fn own_evidence<'a>(f: &'a Finding, shared: &[&str]) -> impl Iterator<Item = &'a String> {
-    let shared: Vec<String> = shared.iter().map(|s| s.to_string()).collect();
-    f.evidence.iter().filter(move |e| !shared.contains(e))
+/// The evidence of one finding that is not shown above its group.
+fn own_evidence<'a>(f: &'a Finding, shared: &'a [&str]) -> impl Iterator<Item = &'a String> {
+    f.evidence
+        .iter()
+        .filter(move |e| !shared.contains(&e.as_str()))
 }
 
 fn more_line(findings: &[&Finding]) -> Option<String> {
