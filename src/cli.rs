@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::analyze::{Config, Kind, Severity};
-use crate::duration::parse_duration;
+use crate::exit::EXIT_FINDINGS;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,8 +20,18 @@ zombie processes, orphaned workers and full or stalled event-loop wakeup pipes."
 2 usage error, bad input or internal failure."
 )]
 pub struct Cli {
+    /// Colour severities in terminal output: auto (a terminal, and NO_COLOR unset), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -31,22 +41,40 @@ pub enum Command {
     /// Write the raw collected Snapshot as JSON (for offline analysis and bug reports).
     Snapshot(SnapshotArgs),
     /// Analyse a Snapshot saved by `semleak snapshot`, offline.
+    #[command(
+        after_help = "Exit status: 0 nothing at or above --fail-on; 1 findings at or above it; \
+2 usage error, unreadable or invalid snapshot."
+    )]
     Analyze(AnalyzeArgs),
     /// Run a command as a CI leak gate: report what it (and its descendants) leaked.
     #[command(
-        after_help = "Exit status: the command's own status when it failed (128+N when killed by \
-signal N); otherwise 1 when it leaked something at or above --fail-on; otherwise 0; 2 usage \
-error or internal failure; 126/127 when the command cannot be run."
+        override_usage = "semleak run [OPTIONS] [--] CMD [ARGS]...",
+        after_help = "Options go before CMD; everything from CMD on is the command's (`--` before \
+CMD is optional).\n\nExit status: the command's own status when it failed (128+N when killed by \
+signal N); otherwise --leak-exit-code (1) when it leaked something at or above --fail-on; \
+otherwise 0; 2 usage error or internal failure; 126/127 when the command cannot be run."
     )]
     Run(RunArgs),
     /// Plan the cleanup of what a fresh scan found; act only with --yes.
     Clean(CleanArgs),
+    /// Print a shell completion script (e.g. `semleak completions bash > /etc/bash_completion.d/semleak`).
+    #[command(after_help = "Exit status: 0; 2 usage error.")]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
     #[command(flatten)]
     pub collect: CollectArgs,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
     #[command(flatten)]
     pub rules: RuleArgs,
     #[command(flatten)]
@@ -56,12 +84,22 @@ pub struct ScanArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "The snapshot holds the command line of every process semleak could read: \
+use --redact before attaching it to a bug report.\n\nExit status: 0; 2 usage error or failure."
+)]
 pub struct SnapshotArgs {
     #[command(flatten)]
     pub collect: CollectArgs,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
     /// Write to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Replace every process's arguments and the host name, for sharing: only the program
+    /// (argv[0]) and arguments that name a known worker kind are kept.
+    #[arg(long)]
+    pub redact: bool,
 }
 
 #[derive(Debug, Args)]
@@ -73,9 +111,11 @@ pub struct AnalyzeArgs {
     pub rules: RuleArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub suppress: SuppressArgs,
 }
 
-/// `semleak run [OPTIONS] -- CMD [ARGS…]`.
+/// `semleak run [OPTIONS] [--] CMD [ARGS…]`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Write the JSON report (schema_version 1, `command: "run"`) to FILE.
@@ -94,17 +134,24 @@ pub struct RunArgs {
     /// Leave leftover descendants running instead of terminating them.
     #[arg(long, help_heading = "Gate")]
     pub keep_leftovers: bool,
-    /// Exit 1 when the command leaked something at or above this severity.
+    /// Exit with --leak-exit-code when the command leaked something at or above this severity.
     #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = FailOn::Error, help_heading = "Gate")]
     pub fail_on: FailOn,
+    /// The exit status when the command succeeded but leaked (a failing command's own status wins).
+    #[arg(long, value_name = "N", default_value_t = EXIT_FINDINGS,
+          value_parser = clap::value_parser!(i32).range(1..=255), help_heading = "Gate")]
+    pub leak_exit_code: i32,
+    /// Also write a JUnit XML report to FILE: one test case per finding kind (GitLab, Jenkins).
+    #[arg(long, value_name = "FILE", help_heading = "Gate")]
+    pub junit: Option<PathBuf>,
     #[command(flatten)]
     pub suppress: SuppressArgs,
     #[command(flatten)]
     pub collect: CollectArgs,
     #[command(flatten)]
     pub rules: RuleArgs,
-    /// The command to run, after `--`.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// The command to run and its arguments; everything from CMD on is passed to it.
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
 }
 
@@ -119,9 +166,28 @@ pub struct SuppressArgs {
     pub allow: Option<PathBuf>,
 }
 
-/// Where to collect from.
+/// Where to collect from, and how long to sample wakeup channels.
 #[derive(Debug, Clone, Args)]
 pub struct CollectArgs {
+    #[command(flatten)]
+    pub roots: RootArgs,
+    /// Window between the two fill-level samples of wakeup channels (0s disables sampling).
+    #[arg(long, value_name = "DURATION", default_value = "300ms", value_parser = parse_duration, help_heading = "Collection")]
+    pub sample_window: Duration,
+}
+
+impl CollectArgs {
+    pub fn options(&self) -> semleak_platform::CollectOptions {
+        semleak_platform::CollectOptions {
+            sample_window: self.sample_window,
+            ..self.roots.options()
+        }
+    }
+}
+
+/// Where to collect from.
+#[derive(Debug, Clone, Args)]
+pub struct RootArgs {
     /// Root of the proc filesystem (for fixture trees and containers).
     #[arg(
         long,
@@ -137,27 +203,28 @@ pub struct CollectArgs {
     /// a named shared-memory directory must be one, so clean never acts on ordinary files.
     #[arg(long, requires = "shm_dir", help_heading = "Collection")]
     pub allow_non_tmpfs: bool,
-    /// Window between the two fill-level samples of wakeup channels (0s disables sampling).
-    #[arg(long, value_name = "DURATION", default_value = "300ms", value_parser = parse_duration, help_heading = "Collection")]
-    pub sample_window: Duration,
-    /// macOS: semaphore names to probe with sem_open(name, 0), one per line; names that exist
-    /// but no process holds are reported as leaked (macOS cannot list them; Linux lists
-    /// /dev/shm instead and ignores this). macOS keeps names byte for byte, so a name without
-    /// a leading / is probed both with and without it.
-    #[arg(long, value_name = "FILE", help_heading = "Collection")]
-    pub probe_names: Option<PathBuf>,
 }
 
-impl CollectArgs {
+impl RootArgs {
     pub fn options(&self) -> semleak_platform::CollectOptions {
         semleak_platform::CollectOptions {
             proc_root: self.proc_root.clone(),
             shm_dir: self.shm_dir.clone(),
             allow_non_tmpfs: self.allow_non_tmpfs,
-            sample_window: self.sample_window,
             ..Default::default()
         }
     }
+}
+
+/// Names to probe (macOS, where unheld semaphores cannot be listed).
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// macOS: semaphore names to probe with sem_open(name, 0), one per line; names that exist
+    /// but no process holds are reported as leaked (macOS cannot list them). macOS keeps names
+    /// byte for byte, so a name without a leading / is probed both with and without it. Hidden
+    /// and ignored elsewhere: Linux lists /dev/shm instead.
+    #[arg(long, value_name = "FILE", help_heading = "Collection", hide = cfg!(not(target_os = "macos")))]
+    pub probe_names: Option<PathBuf>,
 }
 
 /// Rule thresholds.
@@ -241,15 +308,22 @@ pub enum FailOn {
 }
 
 impl FailOn {
+    /// The least severity that fails (`None` for `never`).
+    pub fn threshold(self) -> Option<Severity> {
+        match self {
+            FailOn::Error => Some(Severity::Error),
+            FailOn::Warning => Some(Severity::Warning),
+            FailOn::Info => Some(Severity::Info),
+            FailOn::Never => None,
+        }
+    }
+
     /// Does a report whose worst finding is `worst` fail?
     pub fn fails(self, worst: Option<Severity>) -> bool {
-        let threshold = match self {
-            FailOn::Error => Severity::Error,
-            FailOn::Warning => Severity::Warning,
-            FailOn::Info => Severity::Info,
-            FailOn::Never => return false,
-        };
-        worst.is_some_and(|w| w >= threshold)
+        match (self.threshold(), worst) {
+            (Some(threshold), Some(worst)) => worst >= threshold,
+            _ => false,
+        }
     }
 }
 
@@ -260,7 +334,7 @@ impl FailOn {
 )]
 pub struct CleanArgs {
     #[command(flatten)]
-    pub collect: CollectArgs,
+    pub collect: RootArgs,
     /// Act on the plan. Without it nothing is changed.
     #[arg(long)]
     pub yes: bool,
@@ -286,7 +360,7 @@ pub struct CleanArgs {
     #[arg(long)]
     pub nudge_parents: bool,
     /// Only findings of this kind (repeatable), e.g. leaked_semaphore, orphan, zombie.
-    #[arg(long = "kind", value_name = "KIND", value_parser = parse_kind)]
+    #[arg(long = "kind", value_name = "KIND", value_enum)]
     pub kinds: Vec<Kind>,
     /// Only targets whose name matches GLOB (repeatable): a semaphore's name
     /// without `sem.`, an orphan's or a zombie parent's process name.
@@ -306,11 +380,26 @@ pub struct CleanArgs {
     pub suppress: SuppressArgs,
 }
 
-fn parse_kind(s: &str) -> Result<Kind, String> {
-    Kind::parse(s).ok_or_else(|| {
-        let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-        format!("unknown kind `{s}`; one of: {}", all.join(", "))
-    })
+/// `--kind` values are the JSON `kind` strings.
+impl ValueEnum for Kind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Kind::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()).help(self.title()))
+    }
+}
+
+/// Durations on the command line: `500ms`, `2s`, `5m`, `1h`, `0s`, also
+/// combined (`1m 30s`), as `humantime` reads them.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("`{s}` has no unit: write e.g. 500ms, 2s, 5m"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}): write e.g. 500ms, 2s, 5m"))
 }
 
 fn parse_glob(s: &str) -> Result<String, String> {

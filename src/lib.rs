@@ -2,14 +2,13 @@
 //! collect (crate `semleak-platform`) → [`analyze`] → [`report`], with
 //! [`commands`] on top. Every import points down this list:
 //!
-//! `commands` → `cli` → `report` → `suppress` → `analyze` → `exit`, `duration`
+//! `commands` → `cli` → `report` → `suppress` → `analyze` → `exit`
 //!
 //! (`docs/ARCHITECTURE.md`; a test keeps it so).
 
 pub mod analyze;
 pub mod cli;
 pub mod commands;
-pub mod duration;
 pub mod exit;
 pub mod report;
 pub mod suppress;

@@ -31,6 +31,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobMatcher};
+use schemars::JsonSchema;
 use semleak_platform::escape_for_terminal;
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +71,7 @@ fn short(text: &str, max: usize) -> String {
 }
 
 /// How many findings were dropped, and why (an additive report field).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Suppressed {
     pub baseline: usize,
     pub allowlist: usize,
@@ -326,7 +327,7 @@ fn parse_allowlist(text: &str) -> Result<Vec<AllowRule>, String> {
         .enumerate()
         .map(|(i, e)| {
             let n = i + 1;
-            if e.reason.as_deref().map_or(true, |r| r.trim().is_empty()) {
+            if e.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
                 return Err(format!("[[allow]] entry {n} has no `reason`"));
             }
             if e.kind.is_none() && e.name.is_none() && e.cmdline.is_none() {

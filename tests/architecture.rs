@@ -16,7 +16,7 @@ const APP_LAYERS: &[&[&str]] = &[
     &["report"],
     &["suppress"],
     &["analyze"],
-    &["exit", "duration"],
+    &["exit"],
 ];
 
 /// Layers of the `semleak-platform` crate, top first. The OS folders are

@@ -13,8 +13,8 @@ fn the_test_venv_has_the_real_libraries() {
     let out = Command::new(&python)
         .args([
             "-c",
-            "import trio, loky, joblib, prometheus_client, importlib.metadata as m;\
-             print(' '.join(f'{p}=={m.version(p)}' for p in ['trio','loky','joblib','prometheus-client']))",
+            "import trio, loky, joblib, prometheus_client, jsonschema, importlib.metadata as m;\
+             print(' '.join(f'{p}=={m.version(p)}' for p in ['trio','loky','joblib','prometheus-client','jsonschema']))",
         ])
         .output()
         .expect("run the venv's python");

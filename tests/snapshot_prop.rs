@@ -11,10 +11,10 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use semleak::analyze::{analyze, Config};
+use semleak::cli::parse_duration;
 use semleak::commands::analyze::parse_snapshot;
 use semleak::commands::clean::{plan, CleanOptions};
 use semleak::commands::parse_probe_names;
-use semleak::duration::parse_duration;
 use semleak::report::{json as json_report, table, Report};
 use semleak::suppress::{check_allowlist, parse_baseline};
 
@@ -183,7 +183,12 @@ fn analyse_everything(text: &str) {
         );
         let report = Report::new("analyze", &snapshot, findings);
         let _ = json_report::render(&report);
-        let _ = table::render(&report, &table::TableOptions { wrap: true });
+        let _ = table::render(&report, &table::TableOptions::PLAIN);
+        let narrow = table::TableOptions {
+            terminal_width: Some(60),
+            color: true,
+        };
+        let _ = table::render(&report, &narrow);
     }
 }
 

@@ -20,5 +20,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = plan(&snapshot, &findings, &CleanOptions::default());
     let report = Report::new("analyze", &snapshot, findings);
     let _ = json::render(&report);
-    let _ = table::render(&report, &table::TableOptions { wrap: true });
+    let _ = table::render(&report, &table::TableOptions::PLAIN);
 });

@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use semleak::commands::parse_probe_names;
-use semleak::duration::parse_duration;
+use semleak::cli::parse_duration;
 use semleak::suppress::{check_allowlist, parse_baseline};
 
 fuzz_target!(|data: &[u8]| {

@@ -4,6 +4,7 @@
 //! report, and feeds analysis on any OS (macOS-shaped fixtures are analysed
 //! on Linux in tests).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::rawname::RawName;
@@ -11,7 +12,7 @@ use crate::rawname::RawName;
 /// Bumped when a field is renamed or removed; added fields keep the version.
 pub const SNAPSHOT_FORMAT: u32 = 1;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Snapshot {
     pub format: u32,
     pub host: Host,
@@ -31,7 +32,7 @@ pub struct Snapshot {
     pub probed_semaphores: Vec<ProbedSemaphore>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Host {
     /// "linux" or "macos".
     pub os: String,
@@ -48,7 +49,7 @@ pub struct Host {
 }
 
 /// The shared-memory directory (`/dev/shm` on Linux) and what is in it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Shm {
     pub dir: String,
     /// Device of the directory itself, in `st_dev` encoding.
@@ -62,7 +63,7 @@ pub struct Shm {
     pub usage: Option<FsUsage>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FileMeta {
     pub dev: u64,
     pub inode: u64,
@@ -76,7 +77,7 @@ pub struct FileMeta {
     pub changed_at: i64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Semaphore {
     /// Name without the `sem.` prefix, as POSIX names it without the slash.
     pub name: RawName,
@@ -94,7 +95,7 @@ pub struct Semaphore {
     pub holders: Vec<i32>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ShmResident {
     pub name: RawName,
     /// "file", "dir", "symlink", "other".
@@ -103,14 +104,14 @@ pub struct ShmResident {
     pub holders: Vec<i32>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SkippedEntry {
     pub name: RawName,
     pub reason: String,
 }
 
 /// statvfs of the shared-memory filesystem.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FsUsage {
     pub bytes_total: u64,
     pub bytes_free: u64,
@@ -118,7 +119,7 @@ pub struct FsUsage {
     pub inodes_free: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Process {
     pub pid: i32,
     pub ppid: i32,
@@ -190,7 +191,7 @@ impl Process {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ShmMapping {
     pub dev: u64,
     pub inode: u64,
@@ -202,7 +203,7 @@ pub struct ShmMapping {
     pub deleted: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FdKind {
     Pipe,
@@ -210,7 +211,7 @@ pub enum FdKind {
     Socket,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Fd {
     pub fd: i32,
     pub kind: FdKind,
@@ -244,7 +245,7 @@ impl Fd {
 
 /// A pipe or socket pair whose two ends one process holds, sampled over a
 /// window so "not draining" is observed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SelfChannel {
     pub pid: i32,
     /// "pipe" or "socketpair".
@@ -266,7 +267,7 @@ pub struct SelfChannel {
     pub method: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ChannelSample {
     /// Milliseconds since the snapshot started.
     pub at_ms: u64,
@@ -281,7 +282,7 @@ pub struct ChannelSample {
     pub full: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Visibility {
     pub processes_total: usize,
     pub processes_inspected: usize,
@@ -296,7 +297,7 @@ pub struct Visibility {
     pub nested_pid_namespace: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SkippedProcess {
     pub pid: i32,
     pub reason: String,
@@ -304,7 +305,7 @@ pub struct SkippedProcess {
     pub uid: Option<u32>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Limits {
     /// macOS `kern.posix.sem.max`.
     pub sem_max: Option<u64>,
@@ -317,7 +318,7 @@ pub struct Limits {
 }
 
 /// A semaphore name probed with `sem_open(name, 0)` (macOS).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ProbedSemaphore {
     pub name: RawName,
     pub exists: bool,

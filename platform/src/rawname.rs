@@ -179,13 +179,36 @@ fn decode_hex(hex: &str) -> Result<Vec<u8>, &'static str> {
         }
     }
     let bytes = hex.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err("odd-length hex name");
     }
     bytes
         .chunks_exact(2)
         .map(|pair| Ok(nibble(pair[0])? << 4 | nibble(pair[1])?))
         .collect()
+}
+
+/// The JSON Schema of the serialised form: a string, or `{"hex": "…"}`
+/// for names that are not UTF-8.
+impl schemars::JsonSchema for RawName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RawName".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Bytes from the system: a string when they are UTF-8, else their hex digits",
+            "oneOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "properties": {"hex": {"type": "string", "pattern": "^([0-9a-f]{2})*$"}},
+                    "required": ["hex"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
 }
 
 #[cfg(test)]

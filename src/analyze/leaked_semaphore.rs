@@ -32,7 +32,7 @@ pub fn uninspected_possible_holders(snapshot: &Snapshot) -> Vec<i32> {
         .filter(|s| {
             by_pid
                 .get(&s.pid)
-                .map_or(true, |p| !p.is_zombie() && !p.is_kernel_thread())
+                .is_none_or(|p| !p.is_zombie() && !p.is_kernel_thread())
         })
         .map(|s| s.pid)
         .collect();

@@ -16,6 +16,7 @@ pub mod thread_pileup;
 pub mod wakeup;
 pub mod zombie;
 
+use schemars::JsonSchema;
 use semleak_platform::Snapshot;
 use serde::{Deserialize, Serialize};
 
@@ -57,7 +58,9 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -75,7 +78,9 @@ impl Severity {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Confidence {
     Possible,
@@ -93,7 +98,9 @@ impl Confidence {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     LeakedSemaphore,
@@ -158,8 +165,8 @@ impl Kind {
     }
 }
 
-/// One diagnosed problem. Serialises to the DESIGN.md finding schema.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One diagnosed problem: a finding of the JSON report (docs/JSON.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Finding {
     pub id: String,
     pub kind: Kind,

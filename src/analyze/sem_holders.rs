@@ -97,9 +97,9 @@ impl SemTable {
             .iter()
             .copied()
             .find(|h| {
-                !parents
+                parents
                     .get(h)
-                    .is_some_and(|pp| holders.binary_search(pp).is_ok())
+                    .is_none_or(|pp| holders.binary_search(pp).is_err())
             })
             .or_else(|| holders.first().copied())
     }

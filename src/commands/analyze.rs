@@ -1,5 +1,6 @@
 //! `semleak analyze FILE`: the rules over a saved Snapshot (`-` for stdin),
-//! so a snapshot attached to a bug report is analysed anywhere.
+//! so a snapshot attached to a bug report is analysed anywhere; baselines
+//! and allowlists apply as in `scan`.
 
 use std::collections::HashSet;
 use std::fs;
@@ -8,17 +9,21 @@ use std::path::{Path, PathBuf};
 
 use semleak_platform::Snapshot;
 
-use super::emit;
+use super::{emit, load_suppressor, note_suppressed, suppress, Ui};
 use crate::analyze::{self, MAX_DATE_SECS};
 use crate::cli::AnalyzeArgs;
 use crate::exit::{AppError, EXIT_FINDINGS, EXIT_OK};
 use crate::report::Report;
 
-pub fn analyze_file(args: &AnalyzeArgs) -> Result<i32, AppError> {
+pub fn analyze_file(args: &AnalyzeArgs, ui: &Ui) -> Result<i32, AppError> {
+    let suppressor = load_suppressor(&args.suppress)?;
     let snapshot = load_snapshot(&args.snapshot)?;
     let findings = analyze::analyze(&snapshot, &args.rules.config());
-    let report = Report::new("analyze", &snapshot, findings);
-    emit(&report, args.output.format)?;
+    let (findings, suppressed) = suppress(&suppressor, &snapshot, findings);
+    let mut report = Report::new("analyze", &snapshot, findings);
+    report.suppressed = suppressed;
+    emit(&report, args.output.format, ui)?;
+    note_suppressed(&report, args.output.format);
     Ok(if args.output.fail_on.fails(report.worst()) {
         EXIT_FINDINGS
     } else {

@@ -4,29 +4,36 @@
 
 pub mod analyze;
 pub mod clean;
+pub mod completions;
 pub mod namespace;
 pub mod run;
 pub mod scan;
 pub mod snapshot;
+pub mod terminal;
 
 use std::fs;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 
-use semleak_platform::{CollectOptions, RawName};
+use semleak_platform::{CollectOptions, RawName, Snapshot};
 
-use crate::cli::{Cli, CollectArgs, Command, Format, SuppressArgs};
+use crate::analyze::Finding;
+use crate::cli::{Cli, CollectArgs, Command, Format, ProbeArgs, SuppressArgs};
 use crate::exit::AppError;
 use crate::report::{json, table, Report};
-use crate::suppress::Suppressor;
+use crate::suppress::{Suppressed, Suppressor};
+
+pub use terminal::Ui;
 
 pub fn run(cli: Cli) -> Result<i32, AppError> {
+    let ui = Ui::new(cli.color);
     match cli.command {
-        Command::Scan(args) => scan::scan(&args),
+        Command::Scan(args) => scan::scan(&args, &ui),
         Command::Snapshot(args) => snapshot::snapshot(&args),
-        Command::Analyze(args) => analyze::analyze_file(&args),
+        Command::Analyze(args) => analyze::analyze_file(&args, &ui),
         Command::Clean(args) => clean::clean(&args),
-        Command::Run(args) => run::run(&args),
+        Command::Run(args) => run::run(&args, &ui),
+        Command::Completions(args) => completions::completions(&args),
     }
 }
 
@@ -50,10 +57,37 @@ pub fn load_suppressor(args: &SuppressArgs) -> Result<Suppressor, AppError> {
     Ok(suppressor)
 }
 
+/// Drop the findings the baseline and allowlist accept; allowlist entries
+/// match the command lines of the findings' pids in `snapshot`.
+pub fn suppress(
+    suppressor: &Suppressor,
+    snapshot: &Snapshot,
+    findings: Vec<Finding>,
+) -> (Vec<Finding>, Suppressed) {
+    // A map, not a search per finding: thousands of findings on a busy host.
+    let processes: std::collections::HashMap<i32, &semleak_platform::Process> =
+        snapshot.processes.iter().map(|p| (p.pid, p)).collect();
+    let cmdline_of = |pid: i32| processes.get(&pid).map(|p| p.command_line());
+    suppressor.apply(findings, &cmdline_of)
+}
+
+/// Say on stderr how many findings a baseline or allowlist dropped (the
+/// JSON report carries it in `suppressed`).
+pub fn note_suppressed(report: &Report, format: Format) {
+    if report.suppressed.total() > 0 && format == Format::Table {
+        eprintln!(
+            "semleak: {} finding(s) suppressed ({} by baseline, {} by allowlist)",
+            report.suppressed.total(),
+            report.suppressed.baseline,
+            report.suppressed.allowlist
+        );
+    }
+}
+
 /// The collection options, with the `--probe-names` file read.
-pub fn collect_options(args: &CollectArgs) -> Result<CollectOptions, AppError> {
+pub fn collect_options(args: &CollectArgs, probe: &ProbeArgs) -> Result<CollectOptions, AppError> {
     let mut opts = args.options();
-    if let Some(path) = &args.probe_names {
+    if let Some(path) = &probe.probe_names {
         let bytes = fs::read(path).map_err(|source| AppError::ReadProbeNames {
             path: path.clone(),
             source,
@@ -83,15 +117,10 @@ pub fn parse_probe_names(bytes: &[u8]) -> Vec<RawName> {
 }
 
 /// Render a report in the chosen format to stdout.
-pub fn emit(report: &Report, format: Format) -> Result<(), AppError> {
+pub fn emit(report: &Report, format: Format, ui: &Ui) -> Result<(), AppError> {
     let text = match format {
         Format::Json => return stream_stdout(|out| json::write(report, out)),
-        Format::Table => table::render(
-            report,
-            &table::TableOptions {
-                wrap: io::stdout().is_terminal(),
-            },
-        ),
+        Format::Table => table::render(report, &ui.stdout()),
     };
     write_stdout(&text)
 }

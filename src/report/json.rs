@@ -1,4 +1,4 @@
-//! `--format json`: the DESIGN.md schema, pretty-printed, newline-terminated.
+//! `--format json`: the report of docs/JSON.md, pretty-printed, newline-terminated.
 
 use super::clean::Plan;
 use super::Report;

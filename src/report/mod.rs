@@ -3,13 +3,17 @@
 //! Renderers see only these types.
 
 pub mod clean;
+pub mod github;
 pub mod json;
+pub mod junit;
 pub mod run;
 pub mod table;
+pub mod text;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
+use schemars::JsonSchema;
 use semleak_platform::{escape_for_terminal, Snapshot};
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +21,7 @@ use crate::analyze::{date_in_range, Finding, Severity};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Report {
     pub schema_version: u32,
     pub semleak_version: String,
@@ -39,14 +43,14 @@ pub struct Report {
     pub run: Option<run::RunInfo>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct HostInfo {
     pub os: String,
     pub hostname: String,
     pub kernel: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct VisibilityInfo {
     pub complete: bool,
     pub processes_total: usize,
@@ -59,19 +63,19 @@ pub struct VisibilityInfo {
     pub entries_skipped: Vec<SkippedEntryInfo>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct SkippedEntryInfo {
     pub name: String,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct SkippedInfo {
     pub pid: i32,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct LimitsInfo {
     /// The shared-memory filesystem: use against its tmpfs limits.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,7 +87,7 @@ pub struct LimitsInfo {
     pub pid_max: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ShmLimits {
     pub path: String,
     pub bytes_total: u64,
@@ -92,7 +96,7 @@ pub struct ShmLimits {
     pub inodes_used: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct SemaphoreLimits {
     pub max: Option<u64>,
     /// Semaphores seen (Linux: named files + unlinked-but-mapped; macOS:
@@ -100,7 +104,7 @@ pub struct SemaphoreLimits {
     pub in_use: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
     pub errors: usize,
     pub warnings: usize,
@@ -123,12 +127,12 @@ impl Summary {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Inventory {
     pub semaphores: Vec<SemaphoreEntry>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct SemaphoreEntry {
     /// The name without `sem.`; bytes that are not UTF-8 appear as `\xNN`
     /// and the exact bytes are in `name_hex`.

@@ -75,7 +75,7 @@ fn settings() -> insta::Settings {
 
 #[test]
 fn process_findings_table() {
-    let text = table::render(&report(), &table::TableOptions { wrap: false });
+    let text = table::render(&report(), &table::TableOptions::PLAIN);
     settings().bind(|| insta::assert_snapshot!("scan_table_processes", text));
 }
 

@@ -1,9 +1,10 @@
 //! What `semleak run` did: the report's additive `run` field.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// What the run did, in the report (additive `run` field).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct RunInfo {
     pub command: Vec<String>,
     /// The command's status as a shell reports it (128+N when killed by signal N).

@@ -1,12 +1,15 @@
-//! Human-readable output: a one-line verdict, then a table per kind of
-//! finding, what to do, and what was (not) seen.
+//! Human-readable output: a one-line verdict, then each kind of finding
+//! (boxed tables on a terminal of 100 columns or more, cards on narrower
+//! terminals and plain text at 100 columns in pipes, files and CI logs),
+//! what to do, what was (not) seen, and the verdict again.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use comfy_table::{presets, Cell, ContentArrangement, Table};
+use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
 
 use super::clean::{Plan, Status};
+use super::text::{human_bytes, paint, percent, wrap, Style, PLAIN_WIDTH};
 use super::{term, Report};
 use crate::analyze::{Finding, Kind, Severity};
 
@@ -14,16 +17,37 @@ use crate::analyze::{Finding, Kind, Severity};
 pub const MAX_ROWS_PER_KIND: usize = 50;
 const MAX_CLEANUP_LINES: usize = 10;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableOptions {
-    /// Wrap cells to the terminal's width (only when stdout is a terminal;
-    /// pipes and files get unwrapped, stable output).
-    pub wrap: bool,
+    /// The terminal's width when the output goes to a terminal; `None` for
+    /// pipes, files and CI logs, which get plain text wrapped at 100 columns.
+    pub terminal_width: Option<usize>,
+    /// Colour severities (ANSI).
+    pub color: bool,
+}
+
+impl TableOptions {
+    /// Plain text at 100 columns, no colour: pipes, files, CI logs.
+    pub const PLAIN: TableOptions = TableOptions {
+        terminal_width: None,
+        color: false,
+    };
+
+    fn width(&self) -> usize {
+        self.terminal_width.unwrap_or(PLAIN_WIDTH).max(40)
+    }
+
+    /// Boxed tables only where they fit: a terminal of 100 columns or more.
+    fn boxed(&self) -> bool {
+        self.terminal_width.is_some_and(|w| w >= PLAIN_WIDTH)
+    }
 }
 
 pub fn render(report: &Report, opts: &TableOptions) -> String {
+    let width = opts.width();
     let mut out = String::new();
-    out.push_str(&verdict(report));
-    out.push('\n');
+    let verdict = wrap(&verdict(report, opts.color), width, "", "  ");
+    out.push_str(&verdict);
 
     let mut groups: BTreeMap<Kind, Vec<&Finding>> = BTreeMap::new();
     for f in &report.findings {
@@ -36,17 +60,31 @@ pub fn render(report: &Report, opts: &TableOptions) -> String {
             *kind,
         )
     });
-    for (kind, findings) in ordered {
+    for (kind, findings) in &ordered {
         out.push('\n');
-        let _ = writeln!(out, "{} ({})", kind.title(), findings.len());
-        out.push_str(&group_table(&findings, opts));
+        let heading = format!("{} ({})", kind.title(), findings.len());
+        out.push_str(&paint(&heading, Style::Heading, opts.color));
         out.push('\n');
+        let shared = shared_evidence(findings);
+        if !shared.is_empty() {
+            let _ = writeln!(out, "  common to all {}:", findings.len());
+            for e in &shared {
+                out.push_str(&wrap(&term(e), width, "  • ", "    "));
+            }
+        }
+        if opts.boxed() {
+            out.push_str(&group_table(findings, &shared, opts));
+            out.push('\n');
+        } else {
+            out.push_str(&group_cards(findings, &shared, opts));
+        }
         let mut recs: Vec<&str> = findings.iter().map(|f| f.recommendation.as_str()).collect();
         recs.sort_unstable();
         recs.dedup();
         for rec in recs.into_iter().filter(|r| !r.is_empty()) {
-            let _ = writeln!(out, "  fix: {}", term(rec));
+            out.push_str(&wrap(&term(rec), width, "  fix: ", "       "));
         }
+        // Commands stay on one line each, so they can be copied as they are.
         let cleanup: Vec<&String> = findings.iter().flat_map(|f| f.cleanup.iter()).collect();
         if !cleanup.is_empty() {
             out.push_str("  cleanup:\n");
@@ -64,25 +102,32 @@ pub fn render(report: &Report, opts: &TableOptions) -> String {
     }
 
     out.push('\n');
-    out.push_str(&inventory_line(report));
-    out.push_str(&visibility_lines(report));
+    out.push_str(&inventory_lines(report, width));
+    out.push_str(&visibility_lines(report, width));
+    if !ordered.is_empty() {
+        // The verdict again, where a reader of a long report ends up.
+        out.push('\n');
+        out.push_str(&verdict);
+    }
     out
 }
 
-fn verdict(report: &Report) -> String {
+/// The one-line verdict: `LEAKS: 2 errors on HOST — kind ×N, …` or `OK: …`.
+pub fn verdict(report: &Report, color: bool) -> String {
     let s = &report.summary;
     let host = term(&report.host.hostname);
     if report.findings.is_empty() {
         return format!(
-            "OK: no leaks found on {host} ({} processes, {} semaphores)",
+            "{}: no leaks found on {host} ({} processes, {} semaphores)",
+            paint("OK", Style::Ok, color),
             report.visibility.processes_total,
             report.inventory.semaphores.len()
         );
     }
-    let label = match report.worst() {
-        Some(Severity::Error) => "LEAKS",
-        Some(Severity::Warning) => "WARNINGS",
-        _ => "NOTES",
+    let (label, style) = match report.worst() {
+        Some(Severity::Error) => ("LEAKS", Style::Error),
+        Some(Severity::Warning) => ("WARNINGS", Style::Warning),
+        _ => ("NOTES", Style::Info),
     };
     let mut counts = Vec::new();
     for (n, word) in [
@@ -99,70 +144,144 @@ fn verdict(report: &Report) -> String {
     }
     let kinds: Vec<String> = s.by_kind.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
     format!(
-        "{label}: {} on {host} — {}",
+        "{}: {} on {host} — {}",
+        paint(label, style, color),
         counts.join(", "),
         kinds.join(", ")
     )
 }
 
-fn group_table(findings: &[&Finding], opts: &TableOptions) -> String {
+/// Evidence lines every finding of a group has word for word (a group of
+/// two or more): shown once above the group instead of in every row.
+fn shared_evidence<'a>(findings: &[&'a Finding]) -> Vec<&'a str> {
+    let [first, rest @ ..] = findings else {
+        return Vec::new();
+    };
+    if rest.is_empty() {
+        return Vec::new();
+    }
+    first
+        .evidence
+        .iter()
+        .map(String::as_str)
+        .filter(|e| rest.iter().all(|f| f.evidence.iter().any(|x| x == e)))
+        .collect()
+}
+
+/// What a finding is about, in a few words: its first resources, else its pids.
+pub fn subject(f: &Finding, separator: &str) -> String {
+    if !f.resources.is_empty() {
+        let mut r: Vec<String> = f.resources.iter().take(3).map(|r| term(r)).collect();
+        if f.resources.len() > 3 {
+            r.push(format!("… {} more", f.resources.len() - 3));
+        }
+        r.join(separator)
+    } else {
+        let pids: Vec<String> = f.pids.iter().take(8).map(|p| p.to_string()).collect();
+        let more = if f.pids.len() > 8 {
+            format!(" … {} more", f.pids.len() - 8)
+        } else {
+            String::new()
+        };
+        format!("pids {}{more}", pids.join(" "))
+    }
+}
+
+/// The evidence of one finding that is not shown above its group.
+fn own_evidence<'a>(f: &'a Finding, shared: &'a [&str]) -> impl Iterator<Item = &'a String> {
+    f.evidence
+        .iter()
+        .filter(move |e| !shared.contains(&e.as_str()))
+}
+
+fn more_line(findings: &[&Finding]) -> Option<String> {
+    (findings.len() > MAX_ROWS_PER_KIND).then(|| {
+        format!(
+            "… {} more (see --format json)",
+            findings.len() - MAX_ROWS_PER_KIND
+        )
+    })
+}
+
+/// Narrow terminals and plain text: one card per finding, wrapped at word
+/// boundaries.
+fn group_cards(findings: &[&Finding], shared: &[&str], opts: &TableOptions) -> String {
+    let width = opts.width();
+    let mut out = String::new();
+    for f in findings.iter().take(MAX_ROWS_PER_KIND) {
+        out.push('\n');
+        let severity = paint(f.severity.as_str(), Style::of(f.severity), opts.color);
+        // The label's visible width, for the hanging indent of a long subject.
+        let label = format!("{} · {} · ", f.severity.as_str(), f.confidence.as_str());
+        let wrapped = wrap(&subject(f, ", "), width, &format!("  {label}"), "      ");
+        out.push_str(&wrapped.replacen(f.severity.as_str(), &severity, 1));
+        out.push_str(&wrap(&term(&f.summary), width, "    ", "    "));
+        for e in own_evidence(f, shared) {
+            out.push_str(&wrap(&term(e), width, "    • ", "      "));
+        }
+    }
+    if let Some(more) = more_line(findings) {
+        let _ = writeln!(out, "\n  {more}");
+    }
+    out.push('\n');
+    out
+}
+
+/// Wide terminals: a table per kind, wrapped to the terminal's width.
+fn group_table(findings: &[&Finding], shared: &[&str], opts: &TableOptions) -> String {
     let mut table = Table::new();
     table.load_preset(presets::UTF8_FULL_CONDENSED);
-    table.set_content_arrangement(if opts.wrap {
-        ContentArrangement::Dynamic
+    table.set_content_arrangement(ContentArrangement::Dynamic);
+    table.set_width(opts.width().min(u16::MAX as usize) as u16);
+    if opts.color {
+        table.enforce_styling();
     } else {
-        ContentArrangement::Disabled
-    });
+        table.force_no_tty();
+    }
     table.set_header(vec!["severity", "confidence", "subject", "details"]);
     for f in findings.iter().take(MAX_ROWS_PER_KIND) {
-        let subject = if !f.resources.is_empty() {
-            let mut r: Vec<String> = f.resources.iter().take(3).map(|r| term(r)).collect();
-            if f.resources.len() > 3 {
-                r.push(format!("… {} more", f.resources.len() - 3));
-            }
-            r.join("\n")
-        } else {
-            let pids: Vec<String> = f.pids.iter().take(8).map(|p| p.to_string()).collect();
-            let more = if f.pids.len() > 8 {
-                format!(" … {} more", f.pids.len() - 8)
-            } else {
-                String::new()
-            };
-            format!("pids {}{more}", pids.join(" "))
-        };
         let mut details = term(&f.summary);
-        for e in &f.evidence {
+        for e in own_evidence(f, shared) {
             details.push_str("\n• ");
             details.push_str(&term(e));
         }
+        let mut severity = Cell::new(f.severity.as_str());
+        if opts.color {
+            severity = severity.fg(match f.severity {
+                Severity::Error => Color::Red,
+                Severity::Warning => Color::Yellow,
+                Severity::Info => Color::Cyan,
+            });
+        }
         table.add_row(vec![
-            Cell::new(f.severity.as_str()),
+            severity,
             Cell::new(f.confidence.as_str()),
-            Cell::new(subject),
+            Cell::new(subject(f, "\n")),
             Cell::new(details),
         ]);
     }
     let mut s = table.to_string();
-    if findings.len() > MAX_ROWS_PER_KIND {
-        let _ = write!(
-            s,
-            "\n… {} more (see --format json)",
-            findings.len() - MAX_ROWS_PER_KIND
-        );
+    if let Some(more) = more_line(findings) {
+        let _ = write!(s, "\n{more}");
     }
     s
 }
 
-fn inventory_line(report: &Report) -> String {
+fn inventory_lines(report: &Report, width: usize) -> String {
     // macOS has no semaphore inventory, only a count against the limit.
     if report.host.os == "macos" {
         if let Some(limits) = &report.limits.semaphores {
             let max = limits
                 .max
                 .map_or_else(|| "unknown".to_string(), |m| m.to_string());
-            return format!(
-                "Semaphores: {} in use by visible processes (kern.posix.sem.max {max}); unheld ones cannot be listed on macOS\n",
-                limits.in_use
+            return wrap(
+                &format!(
+                    "Semaphores: {} in use by visible processes (kern.posix.sem.max {max}); unheld ones cannot be listed on macOS",
+                    limits.in_use
+                ),
+                width,
+                "",
+                "  ",
             );
         }
     }
@@ -191,31 +310,24 @@ fn inventory_line(report: &Report) -> String {
             .collect();
         let _ = write!(line, "; most held by {}", shown.join(", "));
     }
-    line.push('\n');
+    let mut out = wrap(&line, width, "", "  ");
     if let Some(shm) = &report.limits.shm {
-        let pct = |u: u64, t: u64| {
-            if t == 0 {
-                0.0
-            } else {
-                u as f64 * 100.0 / t as f64
-            }
-        };
-        let _ = writeln!(
-            line,
-            "Shared memory {}: {} of {} bytes ({:.0}%), {} of {} inodes ({:.0}%)",
+        let line = format!(
+            "Shared memory {}: {} of {} ({:.0}%), {} of {} inodes ({:.0}%)",
             term(&shm.path),
-            shm.bytes_used,
-            shm.bytes_total,
-            pct(shm.bytes_used, shm.bytes_total),
+            human_bytes(shm.bytes_used),
+            human_bytes(shm.bytes_total),
+            percent(shm.bytes_used, shm.bytes_total),
             shm.inodes_used,
             shm.inodes_total,
-            pct(shm.inodes_used, shm.inodes_total)
+            percent(shm.inodes_used, shm.inodes_total)
         );
+        out.push_str(&wrap(&line, width, "", "  "));
     }
-    line
+    out
 }
 
-fn visibility_lines(report: &Report) -> String {
+fn visibility_lines(report: &Report, width: usize) -> String {
     let v = &report.visibility;
     let mut out = String::new();
     if v.complete {
@@ -225,13 +337,22 @@ fn visibility_lines(report: &Report) -> String {
             v.processes_inspected, v.processes_total
         );
     } else {
-        let _ = writeln!(
-            out,
-            "Visibility: INCOMPLETE ({} of {} processes inspected); findings about holders are not certain",
-            v.processes_inspected, v.processes_total
-        );
+        out.push_str(&wrap(
+            &format!(
+                "Visibility: INCOMPLETE ({} of {} processes inspected); findings about holders are not certain",
+                v.processes_inspected, v.processes_total
+            ),
+            width,
+            "",
+            "  ",
+        ));
         for s in v.skipped.iter().take(5) {
-            let _ = writeln!(out, "  pid {}: {}", s.pid, term(&s.reason));
+            out.push_str(&wrap(
+                &format!("pid {}: {}", s.pid, term(&s.reason)),
+                width,
+                "  ",
+                "    ",
+            ));
         }
         if v.skipped.len() > 5 {
             let _ = writeln!(
@@ -241,17 +362,22 @@ fn visibility_lines(report: &Report) -> String {
             );
         }
         for n in &v.notes {
-            let _ = writeln!(out, "  {}", term(n));
+            out.push_str(&wrap(&term(n), width, "  ", "    "));
         }
     }
     for e in &v.entries_skipped {
-        let _ = writeln!(out, "Skipped entry {}: {}", term(&e.name), term(&e.reason));
+        out.push_str(&wrap(
+            &format!("Skipped entry {}: {}", term(&e.name), term(&e.reason)),
+            width,
+            "",
+            "  ",
+        ));
     }
     out
 }
 
 /// `semleak run`'s stderr summary: one line about the run, then the
-/// findings as tables.
+/// findings as [`render`] lays them out.
 pub fn render_run_summary(report: &Report, opts: &TableOptions) -> String {
     let run = report.run.as_ref().expect("run report");
     let mut cmd = run.command.join(" ");
@@ -264,9 +390,14 @@ pub fn render_run_summary(report: &Report, opts: &TableOptions) -> String {
         Some(n) => format!("was killed by signal {n} (status {})", run.exit_status),
         None => format!("exited with status {}", run.exit_status),
     };
-    out.push_str(&format!(
-        "semleak run: `{cmd}` {how} after {:.1}s\n",
-        run.command_duration_ms as f64 / 1000.0
+    out.push_str(&wrap(
+        &format!(
+            "semleak run: `{cmd}` {how} after {:.1}s",
+            run.command_duration_ms as f64 / 1000.0
+        ),
+        opts.width(),
+        "",
+        "  ",
     ));
     if run.samples == 0 {
         out.push_str(

@@ -55,8 +55,76 @@ fn settings() -> insta::Settings {
 
 #[test]
 fn table_rendering() {
-    let text = table::render(&example_report(), &table::TableOptions { wrap: false });
+    let text = table::render(&example_report(), &table::TableOptions::PLAIN);
     settings().bind(|| insta::assert_snapshot!("scan_table", text));
+}
+
+#[test]
+fn table_rendering_in_an_80_column_terminal() {
+    let opts = table::TableOptions {
+        terminal_width: Some(80),
+        color: false,
+    };
+    let text = table::render(&example_report(), &opts);
+    // Cards, not boxes; only the copyable cleanup commands may be longer.
+    assert!(!text.contains('┌'), "{text}");
+    for line in text.lines().filter(|l| !l.starts_with("    rm ")) {
+        assert!(line.chars().count() <= 80, "{line:?} is wider than 80");
+    }
+    settings().bind(|| insta::assert_snapshot!("scan_table_80", text));
+}
+
+#[test]
+fn table_rendering_in_a_wide_terminal() {
+    let opts = table::TableOptions {
+        terminal_width: Some(140),
+        color: false,
+    };
+    let text = table::render(&example_report(), &opts);
+    assert!(text.contains('┌'), "{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= 140));
+    settings().bind(|| insta::assert_snapshot!("scan_table_140", text));
+}
+
+#[test]
+fn colour_marks_severities_only_when_on() {
+    let mut opts = table::TableOptions::PLAIN;
+    assert!(!table::render(&example_report(), &opts).contains('\x1b'));
+    opts.color = true;
+    let text = table::render(&example_report(), &opts);
+    assert!(text.starts_with("\x1b[1;31mLEAKS\x1b[0m: "), "{text}");
+    assert!(text.contains("\x1b[1;31merror\x1b[0m · "), "{text}");
+}
+
+#[test]
+fn evidence_every_finding_shares_is_shown_once() {
+    let report = example_report();
+    let text = table::render(&report, &table::TableOptions::PLAIN);
+    let leaks: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind == crate::analyze::Kind::LeakedSemaphore)
+        .collect();
+    assert!(leaks.len() >= 2);
+    let shared: Vec<&String> = leaks[0]
+        .evidence
+        .iter()
+        .filter(|e| leaks.iter().all(|f| f.evidence.contains(e)))
+        .collect();
+    assert!(!shared.is_empty());
+    assert!(text.contains(&format!("common to all {}:", leaks.len())));
+    for e in shared {
+        let first_words: String = e.chars().take(30).collect();
+        assert_eq!(
+            text.matches(&first_words).count(),
+            1,
+            "{e:?} repeated:\n{text}"
+        );
+    }
+    // The verdict opens and closes the output.
+    let verdict = text.split("\n\n").next().unwrap();
+    assert!(verdict.starts_with("LEAKS: "));
+    assert!(text.ends_with(&format!("\n\n{verdict}\n")), "{text}");
 }
 
 #[test]
@@ -70,7 +138,7 @@ fn clean_host_table() {
     let snap = snapshot();
     let mut report = Report::new("scan", &snap, analyze(&snap, &Config::default()));
     report.semleak_version = "0.0.0-test".into();
-    let text = table::render(&report, &table::TableOptions { wrap: false });
+    let text = table::render(&report, &table::TableOptions::PLAIN);
     settings().bind(|| insta::assert_snapshot!("scan_table_clean", text));
 }
 
@@ -96,7 +164,7 @@ fn keys(v: &Value, prefix: &str, out: &mut BTreeSet<String>) {
     }
 }
 
-/// The JSON contract of DESIGN.md (schema_version 1). Adding a field means
+/// The JSON contract of docs/JSON.md (schema_version 1). Adding a field means
 /// adding it here; renaming or removing one means bumping schema_version.
 #[test]
 fn json_field_set_is_pinned() {
@@ -209,7 +277,7 @@ fn out_of_range_dates_render_as_such() {
             .any(|e| e.contains("out-of-range time (@253402300800)")),
         "{evidence:?}"
     );
-    table::render(&report, &table::TableOptions { wrap: false });
+    table::render(&report, &table::TableOptions::PLAIN);
     json::render(&report);
     assert_eq!(
         super::rfc3339_secs(253_402_300_799).unwrap(),

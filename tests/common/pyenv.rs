@@ -64,7 +64,7 @@ fn ready(dir: &Path) -> bool {
     std::fs::read_to_string(dir.join("semleak-stamp")).is_ok_and(|s| s == stamp())
 }
 
-/// The venv's `python3`, with trio, loky, joblib and prometheus-client
+/// The venv's `python3`, with trio, loky, joblib, prometheus-client and jsonschema
 /// importable; `None` (after a loud message) when it cannot be made and
 /// `SEMLEAK_REQUIRE_PYTHON_LIBS` is not set.
 pub fn venv_python() -> Option<PathBuf> {

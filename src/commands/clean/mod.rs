@@ -8,9 +8,7 @@ pub mod plan;
 use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 
-use std::collections::HashMap;
-
-use super::{collect_options, load_suppressor, write_stdout};
+use super::{load_suppressor, suppress, write_stdout};
 use crate::analyze::{self, Config};
 use crate::cli::{CleanArgs, Format};
 use crate::exit::AppError;
@@ -23,15 +21,12 @@ pub fn clean(args: &CleanArgs) -> Result<i32, AppError> {
     // The same suppressions as `scan`: what a baseline or allowlist accepts
     // is never cleaned.
     let suppressor = load_suppressor(&args.suppress)?;
-    let mut collect = collect_options(&args.collect)?;
+    let mut collect = args.collect.options();
     // Wakeup channels have nothing to clean: skip their sampling window.
     collect.sample_window = std::time::Duration::ZERO;
     let snapshot = semleak_platform::collect(&collect)?;
     let findings = analyze::analyze(&snapshot, &Config::default());
-    let processes: HashMap<i32, &semleak_platform::Process> =
-        snapshot.processes.iter().map(|p| (p.pid, p)).collect();
-    let cmdline_of = |pid: i32| processes.get(&pid).map(|p| p.command_line());
-    let (findings, suppressed) = suppressor.apply(findings, &cmdline_of);
+    let (findings, suppressed) = suppress(&suppressor, &snapshot, findings);
     let names = if args.names.is_empty() {
         None
     } else {

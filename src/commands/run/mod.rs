@@ -9,15 +9,18 @@
 //! the command left (see [`blame`]), terminates leftovers (TERM, then KILL
 //! after `--kill-after`) and reaps them.
 //!
-//! Exit status: CMD's own when it failed (128+N for signal N); otherwise 1
-//! when a finding at or above `--fail-on` remains; otherwise 0.
+//! Exit status: CMD's own when it failed (128+N for signal N); otherwise
+//! `--leak-exit-code` (1) when a finding at or above `--fail-on` remains;
+//! otherwise 0. Besides the summary on stderr it writes `--report` (JSON),
+//! `--junit` (JUnit XML) and, under GitHub Actions, annotations and a step
+//! summary.
 
 pub mod blame;
 mod gate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -28,11 +31,12 @@ use semleak_platform::control::{
 };
 use semleak_platform::{CollectOptions, RawName};
 
+use super::Ui;
 use crate::analyze;
 use crate::cli::RunArgs;
-use crate::exit::{AppError, EXIT_FINDINGS, EXIT_OK};
+use crate::exit::{AppError, EXIT_OK};
 use crate::report::run::RunInfo;
-use crate::report::{json, table, Report};
+use crate::report::{github, json, junit, table, Report};
 
 use blame::{Fate, SemTrace};
 use gate::Gate;
@@ -53,11 +57,12 @@ impl From<GateError> for AppError {
     }
 }
 
-pub fn run(args: &RunArgs) -> Result<i32, AppError> {
+pub fn run(args: &RunArgs, ui: &Ui) -> Result<i32, AppError> {
     let started = Instant::now();
     // Usage errors first, before anything runs: a report that could not be
     // written is found now, not after leftovers were killed.
-    let report_file = open_report(args)?;
+    let report_file = open_early(args.report.as_ref())?;
+    let junit_file = open_early(args.junit.as_ref())?;
     let suppressor = super::load_suppressor(&args.suppress)?;
     // Before any other thread exists, so none of them takes the signals.
     let supervisor = Supervisor::start().map_err(GateError::Signals)?;
@@ -230,31 +235,80 @@ pub fn run(args: &RunArgs) -> Result<i32, AppError> {
         signals_received: gate.supervisor.received_signals(),
     });
 
+    write_report_files(args, (report_file, junit_file), &report)?;
+    eprint!("{}", table::render_run_summary(&report, &ui.stderr()));
+    if github_actions() {
+        github_outputs(&report)?;
+    }
+    Ok(exit_code(
+        args,
+        status.shell_code(),
+        &report,
+        not_terminated,
+    ))
+}
+
+/// CMD's own status when it failed; else `--leak-exit-code` when it leaked
+/// at or above `--fail-on` or left a process semleak could not stop (that
+/// one still runs: never a pass); else 0.
+fn exit_code(args: &RunArgs, command_status: i32, report: &Report, not_terminated: usize) -> i32 {
+    if command_status != 0 {
+        command_status
+    } else if args.fail_on.fails(report.worst()) || not_terminated > 0 {
+        args.leak_exit_code
+    } else {
+        EXIT_OK
+    }
+}
+
+/// `--report FILE` (JSON, opened before the command ran) and `--junit FILE`
+/// (JUnit XML).
+fn write_report_files(
+    args: &RunArgs,
+    (report_file, junit_file): (Option<File>, Option<File>),
+    report: &Report,
+) -> Result<(), AppError> {
     if let (Some(path), Some(file)) = (&args.report, report_file) {
-        write_report(file, &json::render(&report)).map_err(|source| AppError::Write {
+        write_report(file, &json::render(report)).map_err(|source| AppError::Write {
             path: path.clone(),
             source,
         })?;
     }
-    eprint!(
-        "{}",
-        table::render_run_summary(
-            &report,
-            &table::TableOptions {
-                wrap: io::stderr().is_terminal(),
+    if let (Some(path), Some(file)) = (&args.junit, junit_file) {
+        write_report(file, &junit::render(report, args.fail_on.threshold())).map_err(|source| {
+            AppError::Write {
+                path: path.clone(),
+                source,
             }
-        )
-    );
+        })?;
+    }
+    Ok(())
+}
 
-    let code = status.shell_code();
-    Ok(if code != 0 {
-        code
-    } else if args.fail_on.fails(report.worst()) || not_terminated > 0 {
-        // A leftover semleak could not stop still runs: never a pass.
-        EXIT_FINDINGS
-    } else {
-        EXIT_OK
-    })
+/// GitHub sets `GITHUB_ACTIONS=true` in every step.
+fn github_actions() -> bool {
+    std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true")
+}
+
+/// Annotations on stderr (the runner reads workflow commands from both
+/// streams; stdout is the command's) and the markdown summary appended to
+/// `$GITHUB_STEP_SUMMARY`.
+fn github_outputs(report: &Report) -> Result<(), AppError> {
+    eprint!("{}", github::annotations(report));
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").map(PathBuf::from) else {
+        return Ok(());
+    };
+    let write_err = |source| AppError::Write {
+        path: path.clone(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&path)
+        .map_err(write_err)?;
+    file.write_all(github::step_summary(report).as_bytes())
+        .map_err(write_err)
 }
 
 /// Start the command through the supervisor; on failure, the exit code to
@@ -285,10 +339,11 @@ fn start_command(supervisor: &Supervisor, args: &RunArgs) -> Result<Started, i32
     }
 }
 
-/// Open `--report` for writing before anything runs (creating it, not yet
-/// truncating an existing one), so an unwritable path is a usage error.
-fn open_report(args: &RunArgs) -> Result<Option<File>, AppError> {
-    let Some(path) = &args.report else {
+/// Open `--report`/`--junit` for writing before anything runs (creating
+/// it, not yet truncating an existing one), so an unwritable path is a usage
+/// error found before the command runs and leftovers are killed.
+fn open_early(path: Option<&PathBuf>) -> Result<Option<File>, AppError> {
+    let Some(path) = path else {
         return Ok(None);
     };
     OpenOptions::new()

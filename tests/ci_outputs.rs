@@ -1,0 +1,190 @@
+//! `semleak run` as a CI gate CI systems understand: the command without
+//! `--`, `--leak-exit-code`, JUnit XML, GitHub Actions annotations and step
+//! summary, and a plain summary off a terminal. Each run makes a real leak:
+//! a background `sleep` the command leaves running (semleak terminates it).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::semleak_bin;
+
+/// A command that exits `status` and leaves a `sleep` running.
+fn leaking(status: i32) -> Vec<String> {
+    vec![
+        "sh".into(),
+        "-c".into(),
+        format!("sleep 30 & exit {status}"),
+    ]
+}
+
+fn run(flags: &[&str], command: &[String], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new(semleak_bin());
+    cmd.args([
+        "run",
+        "--interval",
+        "0s",
+        "--grace",
+        "0s",
+        "--kill-after",
+        "1s",
+    ])
+    .args(flags)
+    .args(command)
+    .env_remove("GITHUB_ACTIONS")
+    .env_remove("GITHUB_STEP_SUMMARY")
+    .env_remove("NO_COLOR");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run semleak")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn the_command_needs_no_double_dash_and_keeps_its_flags() {
+    let echo = |extra: &[&str]| {
+        let mut args = vec!["run", "--interval", "0s", "--grace", "0s"];
+        args.extend_from_slice(extra);
+        common::semleak(&args)
+    };
+    // Flags after CMD are CMD's, even ones semleak also has.
+    let out = echo(&[
+        "sh",
+        "-c",
+        "printf '%s|' \"$@\"",
+        "sh",
+        "--grace",
+        "5s",
+        "-x",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "--grace|5s|-x|");
+    // `--` still works, and so do flags before CMD.
+    let out = echo(&["--fail-on", "never", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    // No command at all is a usage error.
+    let out = common::semleak(&["run", "--grace", "0s"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("semleak run [OPTIONS] [--] CMD [ARGS]..."));
+}
+
+#[test]
+fn leak_exit_code_tells_leaks_from_a_failing_command() {
+    let out = run(&[], &leaking(0), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let out = run(&["--leak-exit-code", "7"], &leaking(0), &[]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    // A failing command's own status wins over the leak.
+    let out = run(&["--leak-exit-code", "7"], &leaking(5), &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    // No leak: 0 whatever the leak code.
+    let out = run(&["--leak-exit-code", "7"], &["true".to_string()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = common::semleak(&["run", "--leak-exit-code", "0", "true"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "0 would hide leaks: use --fail-on never"
+    );
+}
+
+#[test]
+fn github_actions_gets_annotations_and_a_step_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("step-summary.md");
+    std::fs::write(&summary, "earlier step\n").unwrap();
+    let out = run(
+        &[],
+        &leaking(0),
+        &[
+            ("GITHUB_ACTIONS", Path::new("true")),
+            ("GITHUB_STEP_SUMMARY", &summary),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let annotations: Vec<&str> = err.lines().filter(|l| l.starts_with("::")).collect();
+    assert_eq!(annotations.len(), 1, "{err}");
+    assert!(
+        annotations[0].starts_with("::error title=semleak%3A Orphaned workers::1 process(es) left running by the command: pid "),
+        "{}",
+        annotations[0]
+    );
+    assert!(!annotations[0].contains('\n'));
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.starts_with("earlier step\n### semleak: LEAKS: 1 error on "),
+        "{md}"
+    );
+    assert!(md.contains("| error | certain | orphan | `pids "), "{md}");
+    assert!(
+        md.contains("`sh -c sleep 30 & exit 0` exited with status 0"),
+        "{md}"
+    );
+
+    // Outside GitHub Actions: none of it.
+    let out = run(&[], &leaking(0), &[("GITHUB_STEP_SUMMARY", &summary)]);
+    assert!(!stderr(&out).lines().any(|l| l.starts_with("::")));
+    assert_eq!(std::fs::read_to_string(&summary).unwrap(), md);
+}
+
+#[test]
+fn junit_report_is_valid_xml_with_one_case_per_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("semleak.xml");
+    let out = run(&["--junit", junit.to_str().unwrap()], &leaking(0), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // Python's XML parser reads it; the structure is what JUnit readers expect.
+    let check = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as ET\n\
+             root = ET.parse(sys.argv[1]).getroot()\n\
+             assert root.tag == 'testsuites', root.tag\n\
+             suites = root.findall('testsuite')\n\
+             assert len(suites) == 1\n\
+             s = suites[0]\n\
+             cases = s.findall('testcase')\n\
+             assert int(s.get('tests')) == len(cases) == 9, len(cases)\n\
+             failed = [c for c in cases if c.find('failure') is not None]\n\
+             assert int(s.get('failures')) == len(failed) == 1\n\
+             assert int(root.get('failures')) == 1\n\
+             f = failed[0]\n\
+             assert f.get('name') == 'orphan', f.get('name')\n\
+             text = f.find('failure').text\n\
+             assert 'left running by the command' in text and '(sleep 30)' in text, text\n\
+             assert 'sleep 30 & exit 0' in s.get('name'), s.get('name')\n\
+             print('ok')",
+        ])
+        .arg(&junit)
+        .output()
+        .expect("python3 is needed for the integration tests");
+    assert!(
+        check.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&check.stderr),
+        std::fs::read_to_string(&junit).unwrap()
+    );
+}
+
+#[test]
+fn summary_off_a_terminal_is_plain_text_at_100_columns() {
+    let out = run(&[], &leaking(0), &[]);
+    let err = stderr(&out);
+    assert!(err.contains("Orphaned workers (1)"), "{err}");
+    assert!(!err.contains('┌') && !err.contains('\x1b'), "{err}");
+    for line in err.lines().filter(|l| !l.starts_with("    kill ")) {
+        assert!(line.chars().count() <= 100, "{line:?}");
+    }
+    // The verdict opens and closes the findings.
+    let verdicts: Vec<&str> = err.lines().filter(|l| l.starts_with("LEAKS: ")).collect();
+    assert_eq!(verdicts.len(), 2, "{err}");
+
+    let out = run(&["--color", "always"], &leaking(0), &[]);
+    assert!(stderr(&out).contains("\x1b[1;31mLEAKS\x1b[0m"));
+}
