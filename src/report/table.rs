@@ -400,19 +400,29 @@ pub fn render_run_summary(report: &Report, opts: &TableOptions) -> String {
         "  ",
     ));
     if run.samples == 0 {
-        out.push_str(
-            "semleak run: no sample completed while the command ran: only the state before and after it was checked\n",
-        );
+        out.push_str(&wrap(
+            "semleak run: no sample completed while the command ran: only the state before and \
+             after it was checked",
+            opts.width(),
+            "",
+            "  ",
+        ));
     }
     if run.leftovers > 0 {
-        out.push_str(&format!(
-            "semleak run: {} leftover process(es): {} terminated, {} killed, {} exited on their own, {} kept, {} could not be signalled\n",
-            run.leftovers,
-            run.leftovers_terminated,
-            run.leftovers_killed,
-            run.leftovers_exited,
-            run.leftovers_kept,
-            run.leftovers_not_terminated
+        out.push_str(&wrap(
+            &format!(
+                "semleak run: {} leftover process(es): {} terminated, {} killed, {} exited on \
+                 their own, {} kept, {} could not be signalled",
+                run.leftovers,
+                run.leftovers_terminated,
+                run.leftovers_killed,
+                run.leftovers_exited,
+                run.leftovers_kept,
+                run.leftovers_not_terminated
+            ),
+            opts.width(),
+            "",
+            "  ",
         ));
     }
     if report.findings.is_empty() {
