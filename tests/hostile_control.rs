@@ -161,9 +161,17 @@ fn kill_lines_for_a_foreign_proc_root_name_the_namespace() {
     // treatment); the zombie parent comes after it.
     let mut ns = PidNs::start(
         "sleep 600 & python3 -c 'import os, sys, time
+kids = []
 for _ in range(8):
-    if os.fork() == 0:
+    pid = os.fork()
+    if pid == 0:
         os._exit(0)
+    kids.append(pid)
+# Announce only once every child really is a zombie (a loaded host may
+# not have run their exit yet).
+state = lambda p: open(\"/proc/%d/stat\" % p).read().rsplit(\")\", 1)[1].split()[0]
+while any(state(p) != \"Z\" for p in kids):
+    time.sleep(0.01)
 print(os.getpid(), flush=True)
 time.sleep(600)' & wait",
     );
