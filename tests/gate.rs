@@ -48,9 +48,11 @@ fn sem_path(name: &str) -> String {
 }
 
 fn leaked<'a>(report: &'a Value, name: &str) -> Option<&'a Value> {
-    findings(report, "leaked_semaphore")
-        .into_iter()
-        .find(|f| f["resources"][0] == sem_path(name))
+    findings(report, "leaked_semaphore").into_iter().find(|f| {
+        f["resources"]
+            .as_array()
+            .is_some_and(|r| r.contains(&Value::from(sem_path(name))))
+    })
 }
 
 fn stderr(out: &Output) -> String {
@@ -354,4 +356,99 @@ fn baseline_and_allowlist_suppress_exactly_what_they_name_in_scan() {
     let out = semleak(&["scan", "--allow", allow.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("reason"), "{}", stderr(&out));
+}
+
+/// A CPython spawn-context program whose resource tracker is SIGKILLed
+/// before it exits, so its multiprocessing semaphores (random `mp-` names,
+/// new every run) leak; writes their names to argv[1].
+const PY_MP_LEAK: &str = r#"
+import multiprocessing as mp, os, signal, sys
+from multiprocessing import resource_tracker
+ctx = mp.get_context("spawn")
+locks = [ctx.Lock() for _ in range(3)]
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(" ".join(l._semlock.name.lstrip("/") for l in locks))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+os.kill(resource_tracker._resource_tracker._pid, signal.SIGKILL)
+os._exit(0)
+"#;
+
+#[test]
+fn baseline_of_a_multiprocessing_leak_matches_the_next_runs_leak() {
+    let dir = tempfile::tempdir().unwrap();
+    // The random names are the ones our own program reported creating:
+    // exactly those are removed at the end.
+    struct CreatedByUs(Vec<String>);
+    impl Drop for CreatedByUs {
+        fn drop(&mut self) {
+            for n in &self.0 {
+                let _ = std::fs::remove_file(sem_path(n));
+            }
+        }
+    }
+    let mut guards = CreatedByUs(Vec::new());
+    let mut leak = |tag: &str, extra: &[&str]| -> (Vec<String>, Value) {
+        let names_file = dir.path().join(tag);
+        let (_, report, out) = run_gate(
+            dir.path(),
+            extra,
+            &["python3", "-c", PY_MP_LEAK, names_file.to_str().unwrap()],
+        );
+        let names: Vec<String> = std::fs::read_to_string(&names_file)
+            .unwrap_or_else(|e| panic!("no names ({e}); stderr: {}", stderr(&out)))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        guards.0.extend(names.iter().cloned());
+        (names, report)
+    };
+    let (first_names, first) = leak("first", &["--grace", "0s"]);
+    assert_eq!(first_names.len(), 3);
+    assert!(first_names.iter().all(|n| n.starts_with("mp-")));
+    // One finding for the pool's semaphores, not one per random name.
+    let ours: Vec<&Value> = findings(&first, "leaked_semaphore")
+        .into_iter()
+        .filter(|f| {
+            f["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| first_names.iter().any(|n| *r == sem_path(n)))
+        })
+        .collect();
+    assert_eq!(ours.len(), 1, "{first:#}");
+    for n in &first_names {
+        assert!(
+            ours[0]["resources"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from(sem_path(n))),
+            "{n} missing: {first:#}"
+        );
+    }
+    let baseline = dir.path().join("baseline.json");
+    std::fs::write(&baseline, first.to_string()).unwrap();
+
+    let (second_names, second) = leak(
+        "second",
+        &["--grace", "0s", "--baseline", baseline.to_str().unwrap()],
+    );
+    assert_eq!(second_names.len(), 3);
+    assert!(
+        second_names.iter().all(|n| !first_names.contains(n)),
+        "the names are new each run"
+    );
+    for f in findings(&second, "leaked_semaphore") {
+        for n in &second_names {
+            assert!(
+                !f["resources"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&Value::from(sem_path(n))),
+                "the baseline did not match the same leak in the next run: {second:#}"
+            );
+        }
+    }
+    assert!(second["suppressed"]["baseline"].as_u64().unwrap() >= 1);
+    drop(guards);
 }

@@ -36,6 +36,25 @@ impl Creator {
         Creator::Unknown
     }
 
+    /// The family of a library that names its semaphores randomly per run;
+    /// `None` where the name itself is what identifies the object.
+    pub fn family(&self) -> Option<&'static str> {
+        match self {
+            Creator::CpythonMultiprocessing => Some("multiprocessing"),
+            Creator::Loky { .. } => Some("loky"),
+            Creator::Unknown => None,
+        }
+    }
+
+    /// How a group of this creator's semaphores is named in a summary.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Creator::CpythonMultiprocessing => "CPython multiprocessing (mp-*)",
+            Creator::Loky { .. } => "loky (loky-*)",
+            Creator::Unknown => "unattributed",
+        }
+    }
+
     /// One evidence line about the creator, with liveness where the name
     /// carries a pid.
     pub fn describe(&self, snapshot: &Snapshot) -> String {

@@ -1,21 +1,198 @@
 //! `leaked_semaphore`: a named semaphore file that no process maps.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use semleak_platform::{Process, Semaphore, Snapshot, DEFAULT_SHM_DIR};
 
 use super::creator::Creator;
-use super::{age_secs, human_age_ago, shell_quote, Confidence, Config, Finding, Kind, Severity};
+use super::{
+    age_secs, finding_id, human_age_ago, shell_quote, Confidence, Config, Finding, Kind, Severity,
+};
 
 pub fn check(snapshot: &Snapshot, _config: &Config) -> Vec<Finding> {
     let hidden = uninspected_possible_holders(snapshot);
-    snapshot
+    let mut out = Vec::new();
+    // One finding per creator family: a killed pool leaves many semaphores
+    // with random names, one problem with one fix.
+    let mut families: BTreeMap<&'static str, Vec<&Semaphore>> = BTreeMap::new();
+    for sem in snapshot
         .shm
         .semaphores
         .iter()
         .filter(|s| !s.unlinked && s.holders.is_empty())
-        .map(|s| finding_with(snapshot, s, &hidden))
-        .collect()
+    {
+        match family_of(sem) {
+            Some(family) => families.entry(family).or_default().push(sem),
+            None => out.push(finding_with(snapshot, sem, &hidden)),
+        }
+    }
+    for sems in families.values() {
+        out.push(family_finding(snapshot, sems, &hidden));
+    }
+    out
+}
+
+/// The creator family whose semaphores are grouped and identified as one:
+/// libraries that name them randomly per run. A file that is not a
+/// well-formed semaphore stays on its own (its confidence differs).
+fn family_of(sem: &Semaphore) -> Option<&'static str> {
+    if sem.value.is_none() {
+        return None;
+    }
+    Creator::infer(&sem.name).family()
+}
+
+/// What a leaked-semaphore finding is about, hashed into its id: the path
+/// where the name is stable; the creator family and directory where the
+/// library names its semaphores randomly (`mp-xxxxxxxx`, `loky-PID-…`), so
+/// a baseline made from one run matches the next run's same leak.
+pub fn subject(sem: &Semaphore, dir: &str) -> Vec<u8> {
+    match family_of(sem) {
+        Some(family) => format!("family:{family}\0{dir}").into_bytes(),
+        None => sem.path.as_bytes().to_vec(),
+    }
+}
+
+/// The id of the finding that names `sem` (shared with `clean`'s planner,
+/// so baselines and allowlists apply to the same things).
+pub fn id_of(sem: &Semaphore, dir: &str) -> String {
+    finding_id(Kind::LeakedSemaphore, &subject(sem, dir))
+}
+
+/// One finding for every unheld semaphore of one creator family.
+fn family_finding(snapshot: &Snapshot, sems: &[&Semaphore], hidden: &[i32]) -> Finding {
+    let mut f = finding_with(snapshot, sems[0], hidden);
+    f.id = id_of(sems[0], &snapshot.shm.dir);
+    if sems.len() == 1 {
+        return f;
+    }
+    let creator = Creator::infer(&sems[0].name);
+    f.summary = format!(
+        "{} {} semaphores are held by no process",
+        sems.len(),
+        creator.label()
+    );
+    f.resources = sems.iter().map(|s| s.path.to_lossy()).collect();
+    let not_certain: Vec<String> = f
+        .evidence
+        .iter()
+        .filter(|e| e.starts_with("not certain"))
+        .cloned()
+        .collect();
+    f.evidence = vec![format!(
+        "none of them is mapped by any process (matched by device and inode across {} \
+         inspected processes)",
+        snapshot.visibility.processes_inspected
+    )];
+    f.evidence.push(batches(snapshot, sems));
+    let waiting = sems.iter().filter(|s| s.waiters.unwrap_or(0) > 0).count();
+    if waiting > 0 {
+        f.evidence.push(format!(
+            "{waiting} of them record waiters but nobody maps them: they died while blocked"
+        ));
+    }
+    let mut uids: Vec<u32> = sems.iter().map(|s| s.meta.uid).collect();
+    uids.sort_unstable();
+    uids.dedup();
+    let uids: Vec<String> = uids.iter().map(u32::to_string).collect();
+    f.evidence.push(format!("owner uid {}", uids.join(", ")));
+    f.evidence.push(match creator {
+        Creator::Loky { .. } => loky_creators(snapshot, sems),
+        _ => creator.describe(snapshot),
+    });
+    f.evidence.extend(not_certain);
+    let mut scratch = Vec::new();
+    f.cleanup = sems
+        .iter()
+        .map(|s| cleanup_line(snapshot, s, &mut scratch))
+        .collect();
+    f
+}
+
+/// When the group's semaphores were made, in batches (made within a minute
+/// of each other: usually one pool each).
+fn batches(snapshot: &Snapshot, sems: &[&Semaphore]) -> String {
+    const BATCH_GAP_SECS: i64 = 60;
+    let mut times: Vec<i64> = sems.iter().map(|s| s.meta.modified_at).collect();
+    times.sort_unstable();
+    let batches = 1 + times
+        .windows(2)
+        .filter(|w| w[1].saturating_sub(w[0]) > BATCH_GAP_SECS)
+        .count();
+    let ago = |t: i64| human_age_ago(age_secs(snapshot, t), t);
+    format!(
+        "last modified from {} to {}, in {batches} batch(es) made within a minute of \
+         each other (usually one pool each)",
+        ago(times[0]),
+        ago(times[times.len() - 1])
+    )
+}
+
+/// loky names carry the creating pid: which of them are still running.
+fn loky_creators(snapshot: &Snapshot, sems: &[&Semaphore]) -> String {
+    let mut pids: Vec<i32> = sems
+        .iter()
+        .filter_map(|s| match Creator::infer(&s.name) {
+            Creator::Loky { pid } => Some(pid),
+            _ => None,
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    let shown: Vec<String> = pids
+        .iter()
+        .take(10)
+        .map(|pid| {
+            let alive = snapshot
+                .processes
+                .iter()
+                .any(|p| p.pid == *pid && !p.is_zombie());
+            format!("{pid} ({})", if alive { "running" } else { "gone" })
+        })
+        .collect();
+    format!(
+        "creator: loky (joblib / ProcessPoolExecutor backend), created by pid(s) {}{}",
+        shown.join(", "),
+        if pids.len() > 10 { ", …" } else { "" }
+    )
+}
+
+/// Leaked-semaphore findings that name the same thing (a creator family)
+/// made into one, as `check` does: used by `run`, which builds one finding
+/// per semaphore with its own run evidence. The weakest confidence and the
+/// highest severity of the merged findings win.
+pub fn merge_same_id(findings: Vec<Finding>) -> Vec<Finding> {
+    let mut out: Vec<Finding> = Vec::with_capacity(findings.len());
+    let mut at: HashMap<String, usize> = HashMap::new();
+    let mut merged: HashMap<usize, usize> = HashMap::new();
+    for f in findings {
+        let Some(&i) = at.get(&f.id) else {
+            at.insert(f.id.clone(), out.len());
+            out.push(f);
+            continue;
+        };
+        let into = &mut out[i];
+        *merged.entry(i).or_insert(1) += 1;
+        into.severity = into.severity.max(f.severity);
+        into.confidence = into.confidence.min(f.confidence);
+        into.resources.extend(f.resources);
+        for pid in f.pids {
+            if !into.pids.contains(&pid) {
+                into.pids.push(pid);
+            }
+        }
+        for line in f.evidence {
+            if !into.evidence.contains(&line) {
+                into.evidence.push(line);
+            }
+        }
+        into.cleanup.extend(f.cleanup);
+    }
+    for (i, n) in merged {
+        let f = &mut out[i];
+        f.summary = format!("{} (and {} more like it)", f.summary, n - 1);
+    }
+    out
 }
 
 /// Pids that were not inspected and so could have any semaphore mapped.
@@ -293,5 +470,86 @@ mod tests {
             f[1].cleanup,
             vec!["semleak clean --kind leaked_semaphore --inode 8 --shm-dir '/tmp/my shm' --yes"]
         );
+    }
+
+    #[test]
+    fn a_creator_familys_semaphores_are_one_finding_with_an_id_stable_across_runs() {
+        let mut snap = snapshot();
+        let mut late = sem("mp-cccc3333", 3, &[]);
+        late.meta.modified_at += 600;
+        snap.shm.semaphores = vec![
+            sem("mp-aaaa1111", 1, &[]),
+            sem("mp-bbbb2222", 2, &[]),
+            late,
+            sem("stable-name", 4, &[]),
+        ];
+        let f = check(&snap, &Config::default());
+        assert_eq!(f.len(), 2, "{f:#?}");
+        let group = f.iter().find(|f| f.resources.len() == 3).unwrap();
+        assert!(group.summary.starts_with("3 CPython multiprocessing"));
+        assert_eq!(group.cleanup.len(), 3);
+        assert!(group.evidence.iter().any(|e| e.contains("in 2 batch(es)")));
+        let single = f.iter().find(|f| f.resources.len() == 1).unwrap();
+        assert_eq!(
+            single.id,
+            finding_id(Kind::LeakedSemaphore, b"/dev/shm/sem.stable-name")
+        );
+
+        // The next run leaks the same way under new random names.
+        let mut next = snapshot();
+        next.shm.semaphores = vec![sem("mp-zzzz9999", 9, &[])];
+        let f2 = check(&next, &Config::default());
+        assert_eq!(f2[0].id, group.id);
+        // Another directory is another subject.
+        next.shm.dir = "/run/other".into();
+        assert_ne!(check(&next, &Config::default())[0].id, group.id);
+    }
+
+    #[test]
+    fn loky_groups_name_every_creator_and_whether_it_runs() {
+        let mut snap = snapshot();
+        snap.shm.semaphores = vec![
+            sem("loky-4242-aaaaaaaa", 1, &[]),
+            sem("loky-4242-bbbbbbbb", 2, &[]),
+            sem("loky-5151-cccccccc", 3, &[]),
+        ];
+        snap.processes = vec![process(5151, 1, "python3 -m loky")];
+        let f = check(&snap, &Config::default());
+        assert_eq!(f.len(), 1);
+        assert!(
+            f[0].evidence
+                .iter()
+                .any(|e| e.contains("4242 (gone), 5151 (running)")),
+            "{:?}",
+            f[0].evidence
+        );
+    }
+
+    #[test]
+    fn merged_run_findings_keep_the_weakest_confidence() {
+        let mut a = Finding::new(
+            Kind::LeakedSemaphore,
+            b"x",
+            Severity::Warning,
+            Confidence::Certain,
+        );
+        a.resources = vec!["/a".into()];
+        a.summary = "left".into();
+        let mut b = a.clone();
+        b.resources = vec!["/b".into()];
+        b.severity = Severity::Error;
+        b.confidence = Confidence::Possible;
+        let other = Finding::new(
+            Kind::LeakedSemaphore,
+            b"y",
+            Severity::Error,
+            Confidence::Certain,
+        );
+        let m = merge_same_id(vec![a, other, b]);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].resources, vec!["/a", "/b"]);
+        assert_eq!(m[0].severity, Severity::Error);
+        assert_eq!(m[0].confidence, Confidence::Possible);
+        assert_eq!(m[0].summary, "left (and 1 more like it)");
     }
 }

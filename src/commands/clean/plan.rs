@@ -3,7 +3,7 @@
 //! `parent_pid`), so new rules of a cleanable kind need no change here.
 //! Skipped actions say why, so the dry run explains itself.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use globset::{Candidate, GlobSet};
 use semleak_platform::{Process, RawName, Semaphore, Snapshot};
 
 use crate::analyze::{
-    finding_id, human_age, human_age_ago, process_label_of, Confidence, Finding, Kind,
+    human_age, human_age_ago, leaked_semaphore, process_label_of, Confidence, Finding, Kind,
 };
 use crate::report::clean::{Action, ActionKind, CleanSummary, Op, Plan, Status};
 use crate::report::SCHEMA_VERSION;
@@ -95,24 +95,23 @@ fn owner_check(opts: &CleanOptions, owner: Option<u32>, what: &str) -> Result<()
 /// Lookups the planner makes once per finding, built once: O(N log N)
 /// overall instead of a scan of the snapshot per finding.
 struct Index<'a> {
-    /// Semaphores by the id of the finding that names them.
-    semaphores: HashMap<String, &'a Semaphore>,
+    /// Semaphores by the id of the finding that names them (several for
+    /// a creator family's finding).
+    semaphores: HashMap<String, Vec<&'a Semaphore>>,
     processes: HashMap<i32, &'a Process>,
 }
 
 impl<'a> Index<'a> {
     fn new(snapshot: &'a Snapshot, findings: &[Finding]) -> Index<'a> {
-        let semaphores = if findings.iter().any(|f| f.kind == Kind::LeakedSemaphore) {
-            snapshot
-                .shm
-                .semaphores
-                .iter()
-                .filter(|s| !s.unlinked)
-                .map(|s| (finding_id(Kind::LeakedSemaphore, s.path.as_bytes()), s))
-                .collect()
-        } else {
-            HashMap::new()
-        };
+        let mut semaphores: HashMap<String, Vec<&Semaphore>> = HashMap::new();
+        if findings.iter().any(|f| f.kind == Kind::LeakedSemaphore) {
+            for s in snapshot.shm.semaphores.iter().filter(|s| !s.unlinked) {
+                semaphores
+                    .entry(leaked_semaphore::id_of(s, &snapshot.shm.dir))
+                    .or_default()
+                    .push(s);
+            }
+        }
         Index {
             semaphores,
             processes: snapshot.processes.iter().map(|p| (p.pid, p)).collect(),
@@ -141,7 +140,7 @@ pub fn plan(snapshot: &Snapshot, findings: &[Finding], opts: &CleanOptions) -> P
             continue; // --inode picks semaphores only
         }
         match f.kind {
-            Kind::LeakedSemaphore => actions.extend(plan_semaphore(snapshot, &index, f, opts)),
+            Kind::LeakedSemaphore => actions.extend(plan_semaphores(snapshot, &index, f, opts)),
             Kind::Orphan => actions.extend(plan_orphans(snapshot, &index, f, opts)),
             Kind::Zombie => actions.extend(plan_zombies(snapshot, &index, f, opts)),
             _ => {} // nothing to clean: diagnostics only
@@ -188,19 +187,43 @@ pub fn plan(snapshot: &Snapshot, findings: &[Finding], opts: &CleanOptions) -> P
     plan
 }
 
-fn plan_semaphore(
+/// One action per semaphore the finding names (a creator family's finding
+/// names many).
+fn plan_semaphores(
     snapshot: &Snapshot,
     index: &Index<'_>,
     f: &Finding,
     opts: &CleanOptions,
-) -> Option<Action> {
-    let Some(sem) = index.semaphores.get(&f.id).copied() else {
+) -> Vec<Action> {
+    let named: HashSet<&str> = f.resources.iter().map(String::as_str).collect();
+    let sems: Vec<&Semaphore> = index
+        .semaphores
+        .get(&f.id)
+        .map(|all| {
+            all.iter()
+                .copied()
+                .filter(|s| named.contains(s.path.to_lossy().as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if sems.is_empty() {
         if !opts.inodes.is_empty() {
-            return None;
+            return Vec::new();
         }
         let a = base_action(ActionKind::UnlinkSemaphore, f, f.resources.join(", "));
-        return Some(skipped(a, "not found in the snapshot's inventory".into()));
-    };
+        return vec![skipped(a, "not found in the snapshot's inventory".into())];
+    }
+    sems.into_iter()
+        .filter_map(|sem| plan_semaphore(snapshot, f, sem, opts))
+        .collect()
+}
+
+fn plan_semaphore(
+    snapshot: &Snapshot,
+    f: &Finding,
+    sem: &Semaphore,
+    opts: &CleanOptions,
+) -> Option<Action> {
     if !opts.inodes.is_empty() && !opts.inodes.contains(&sem.meta.inode) {
         return None;
     }
@@ -448,6 +471,26 @@ mod tests {
         f.pids = zombies.to_vec();
         f.parent_pid = Some(parent);
         f
+    }
+
+    #[test]
+    fn a_family_finding_plans_every_one_of_its_semaphores_and_nothing_held() {
+        let mut snap = snapshot();
+        snap.shm.semaphores = vec![
+            sem("mp-aaaa1111", 1, &[]),
+            sem("mp-bbbb2222", 2, &[]),
+            sem("mp-cccc3333", 3, &[100]),
+        ];
+        snap.processes = vec![process(100, 1, "python3 w.py")];
+        let findings = leaked(&snap);
+        assert_eq!(findings.len(), 1);
+        let plan = plan(&snap, &findings, &opts());
+        let targets: Vec<&str> = plan.actions.iter().map(|a| a.target.as_str()).collect();
+        assert_eq!(
+            targets,
+            ["/dev/shm/sem.mp-aaaa1111", "/dev/shm/sem.mp-bbbb2222"]
+        );
+        assert!(plan.actions.iter().all(|a| a.status == Status::Planned));
     }
 
     #[test]

@@ -14,9 +14,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use semleak_platform::{Process, RawName, Snapshot};
+use semleak_platform::{Process, RawName, Semaphore, Snapshot};
 
-use crate::analyze::{leaked_semaphore, process_label, Confidence, Finding, Kind, Severity};
+use crate::analyze::{
+    finding_id, leaked_semaphore, process_label, Confidence, Finding, Kind, Severity,
+};
 
 /// Every process below `root` in a (pid, ppid) table, `root` excluded.
 pub fn tree(pairs: impl IntoIterator<Item = (i32, i32)>, root: i32) -> BTreeSet<i32> {
@@ -247,9 +249,26 @@ pub fn leaked_semaphores(
                     .into(),
             );
         }
+        f.id = blamed_id(&unheld, &after.shm.dir, held_by_leftovers, &trace);
         out.push(f);
     }
-    out
+    leaked_semaphore::merge_same_id(out)
+}
+
+/// The id of a blamed semaphore's finding: a scan's id (so one baseline
+/// serves both), except that a creator family's semaphores in different
+/// situations get distinct ids, so one finding never says both "held by a
+/// leftover" and "held by no process".
+fn blamed_id(sem: &Semaphore, dir: &str, held_by_leftovers: bool, trace: &SemTrace) -> String {
+    let mut subject = leaked_semaphore::subject(sem, dir);
+    if subject.starts_with(b"family:") {
+        if held_by_leftovers {
+            subject.extend_from_slice(b"\0held by leftovers");
+        } else if trace.descendant_holder.is_none() {
+            subject.extend_from_slice(b"\0appeared");
+        }
+    }
+    finding_id(Kind::LeakedSemaphore, &subject)
 }
 
 /// Findings of the general rules, from a sample taken while the command
