@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use semleak_platform::{ChannelSample, SelfChannel, Snapshot};
+use semleak_platform::{ChannelSample, SelfChannel, Snapshot, ThreadSample};
 
 use super::{process_label, Confidence, Config, Finding, Kind, Severity};
 
@@ -20,12 +20,50 @@ pub fn check(snapshot: &Snapshot, _config: &Config) -> Vec<Finding> {
         .channels
         .iter()
         .filter(|c| c.pid != snapshot.host.collector_pid)
-        .filter_map(|c| Some(finding(snapshot, c, verdict(c)?)))
+        .filter_map(|c| {
+            let (kind, reader) = verdict(c)?;
+            Some(finding(snapshot, c, kind, &reader))
+        })
         .collect()
 }
 
-/// The kind of fault a channel shows, if any.
-fn verdict(ch: &SelfChannel) -> Option<Kind> {
+/// What the reading side did over the window.
+#[derive(Debug, Clone, PartialEq)]
+enum Reader<'a> {
+    /// The loop thread was never put on a CPU: it cannot have read.
+    Idle(&'a [ThreadSample]),
+    /// It ran, so it may have drained a channel that was refilled.
+    Ran,
+    /// Not read (macOS, older snapshots, a thread that vanished).
+    Unknown,
+}
+
+fn reader(ch: &SelfChannel) -> Reader<'_> {
+    let t = ch.loop_thread.as_slice();
+    let (Some(first), Some(last)) = (t.first(), t.last()) else {
+        return Reader::Unknown;
+    };
+    // The samples must span the fill readings they vouch for.
+    let spans = match (ch.samples.first(), ch.samples.last()) {
+        (Some(a), Some(b)) => first.at_ms <= a.at_ms + 50 && last.at_ms >= b.at_ms,
+        _ => false,
+    };
+    if t.len() < 2
+        || !spans
+        || t.iter()
+            .any(|s| s.tid != first.tid || matches!(s.state.as_str(), "Z" | "X"))
+    {
+        return Reader::Unknown;
+    }
+    match (first.run_count, last.run_count) {
+        (Some(a), Some(b)) if a == b && t.iter().all(|s| s.state != "R") => Reader::Idle(t),
+        (Some(_), Some(_)) => Reader::Ran,
+        _ => Reader::Unknown,
+    }
+}
+
+/// The kind of fault a channel shows, if any, and what its reader did.
+fn verdict(ch: &SelfChannel) -> Option<(Kind, Reader<'_>)> {
     if ch.samples.len() < 2 || ch.nonblocking == Some(false) {
         return None;
     }
@@ -35,18 +73,61 @@ fn verdict(ch: &SelfChannel) -> Option<Kind> {
         w[1].queued < w[0].queued
             || matches!((w[0].sender_wmem, w[1].sender_wmem), (Some(a), Some(b)) if b < a)
     });
-    if drained {
-        None
+    let kind = if drained {
+        return None;
     } else if ch.samples.iter().all(|s| s.full) {
-        Some(Kind::FullWakeupPipe)
+        Kind::FullWakeupPipe
     } else if ch.samples.iter().all(|s| s.queued > 0) {
-        Some(Kind::StalledWakeupPipe)
+        Kind::StalledWakeupPipe
     } else {
-        None
+        return None;
+    };
+    // An unchanged level proves nothing on its own: a busy loop drained
+    // and refilled between samples looks the same. Only a reader that did
+    // not run cannot have read.
+    match reader(ch) {
+        Reader::Ran => None,
+        r => Some((kind, r)),
     }
 }
 
-fn finding(snapshot: &Snapshot, ch: &SelfChannel, kind: Kind) -> Finding {
+/// Point a wakeup finding and a thread pile-up of the same process at each
+/// other: threads piling up (holding the GIL or the CPUs) are the likely
+/// reason the loop stopped reading.
+pub fn link_thread_pileups(findings: &mut [Finding]) {
+    let is_wakeup = |f: &Finding| matches!(f.kind, Kind::FullWakeupPipe | Kind::StalledWakeupPipe);
+    let mut links: Vec<(usize, String)> = Vec::new();
+    for (w, wake) in findings.iter().enumerate().filter(|(_, f)| is_wakeup(f)) {
+        for (p, pile) in findings
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.kind == Kind::ThreadPileup)
+        {
+            if !wake.pids.iter().any(|pid| pile.pids.contains(pid)) {
+                continue;
+            }
+            links.push((
+                w,
+                format!(
+                    "likely cause: the same process has a thread pile-up ({}): {}",
+                    pile.id, pile.summary
+                ),
+            ));
+            links.push((
+                p,
+                format!(
+                    "likely effect: the same process's wakeup channel is not draining ({}); this pile-up is the likely cause",
+                    wake.id
+                ),
+            ));
+        }
+    }
+    for (i, line) in links {
+        findings[i].evidence.push(line);
+    }
+}
+
+fn finding(snapshot: &Snapshot, ch: &SelfChannel, kind: Kind, reader: &Reader) -> Finding {
     let is_pipe = ch.kind == "pipe";
     let resources = if is_pipe {
         vec![format!("pipe:[{}]", ch.read_inode)]
@@ -64,7 +145,7 @@ fn finding(snapshot: &Snapshot, ch: &SelfChannel, kind: Kind) -> Finding {
         Kind::FullWakeupPipe => (Severity::Error, "is full and not draining"),
         _ => (Severity::Warning, "has bytes queued and is not draining"),
     };
-    let confidence = if ch.nonblocking == Some(true) {
+    let confidence = if ch.nonblocking == Some(true) && matches!(reader, Reader::Idle(_)) {
         Confidence::Likely
     } else {
         Confidence::Possible
@@ -107,8 +188,17 @@ fn finding(snapshot: &Snapshot, ch: &SelfChannel, kind: Kind) -> Finding {
             last.at_ms.saturating_sub(first.at_ms)
         ));
     }
+    f.evidence.push(match reader {
+        Reader::Idle(t) => idle_line(t),
+        _ => "its loop thread's progress could not be read, so a loop that drained the channel \
+and was refilled between the samples is not ruled out"
+            .into(),
+    });
     if let Some(p) = snapshot.processes.iter().find(|p| p.pid == ch.pid) {
         f.evidence.push(threads_line(p));
+        if let Some(note) = interpreter_names_note(p) {
+            f.evidence.push(note);
+        }
         // SIGINT is signal 2: bit 1 of the caught mask.
         if p.sig_caught.is_some_and(|m| m & (1 << 1) != 0) {
             f.evidence.push(
@@ -163,6 +253,75 @@ fn describe_sample(s: &ChannelSample, is_pipe: bool) -> String {
             s.at_ms, s.queued, s.capacity
         ),
     }
+}
+
+/// "its main thread (tid 4242) did not run once between +20 and +320 ms:
+/// sleeping at every look, in futex_wait_queue (system call futex), 0.120 s
+/// of CPU in all".
+fn idle_line(t: &[ThreadSample]) -> String {
+    let (first, last) = (&t[0], &t[t.len() - 1]);
+    let mut states: Vec<&str> = t.iter().map(|s| state_name(&s.state)).collect();
+    states.dedup();
+    let mut waits: Vec<String> = t
+        .iter()
+        .filter_map(|s| match (&s.wchan, &s.syscall) {
+            (Some(w), Some(c)) => Some(format!("in {w} (system call {c})")),
+            (Some(w), None) => Some(format!("in {w}")),
+            (None, Some(c)) if c != "user" && c != "running" => Some(format!("in system call {c}")),
+            _ => None,
+        })
+        .collect();
+    waits.dedup();
+    let mut line = format!(
+        "its main thread (tid {}), which runs the signal handlers and, in Python, the event \
+loop that owns the wakeup fd, did not run once between +{} and +{} ms ({} looks): {}",
+        first.tid,
+        first.at_ms,
+        last.at_ms,
+        t.len(),
+        states.join(", then ")
+    );
+    if !waits.is_empty() {
+        line.push_str(&format!(" {}", waits.join(", then ")));
+    }
+    if let Some(ns) = last.cpu_ns {
+        line.push_str(&format!("; {:.3} s of CPU in all", ns as f64 / 1e9));
+    }
+    line.push_str(": a loop that drained the channel in between would have had to run");
+    line
+}
+
+fn state_name(state: &str) -> &str {
+    match state {
+        "S" => "sleeping",
+        "D" => "in uninterruptible sleep",
+        "T" => "stopped",
+        "t" => "stopped by a tracer",
+        "I" => "idle",
+        other => other,
+    }
+}
+
+/// CPython before 3.14 does not give its threads OS names, so named
+/// Python threads (a pile of `subint-driver[N]`) all show the
+/// interpreter's name.
+fn interpreter_names_note(p: &semleak_platform::Process) -> Option<String> {
+    let comm = p.comm.as_bytes();
+    if !comm.starts_with(b"python") {
+        return None;
+    }
+    let same = p
+        .thread_names
+        .iter()
+        .filter(|n| n.as_bytes() == comm)
+        .count();
+    (same >= 2).then(|| {
+        format!(
+            "CPython before 3.14 leaves the OS names of its threads as the interpreter's: a \
+pile-up of named Python threads (such as subint-driver[N]) shows as {same} × {}",
+            p.comm.to_lossy()
+        )
+    })
 }
 
 /// "17 threads (16 × subint-driver[N], 1 × python3)": the most common

@@ -3,8 +3,10 @@
 //! scan, and only what a rule uses is read: no command line for zombies
 //! and kernel threads, holders through `PROCMAP_QUERY` where the kernel has
 //! it, descriptor access modes from the link's permission bits instead of
-//! fdinfo, thread names only where a pile-up is possible, and `status`
-//! only for the processes [`read_status`] is given.
+//! fdinfo, thread names only where a pile-up is possible, `status`
+//! only for the processes [`read_status`] is given, and the main thread's
+//! `stat`, `schedstat`, `wchan` and `syscall` only for processes with a
+//! non-empty self-channel ([`read_loop_thread`]).
 
 use std::cell::RefCell;
 use std::io;
@@ -18,11 +20,11 @@ use rustix::io::Errno;
 use rustix::path::DecInt;
 
 use super::parse::{
-    parse_cmdline, parse_fd_link, parse_fdinfo_flags, parse_maps, parse_stat, parse_status,
-    FdTarget,
+    parse_cmdline, parse_fd_link, parse_fdinfo_flags, parse_maps, parse_schedstat, parse_stat,
+    parse_status, parse_syscall, parse_wchan, FdTarget,
 };
 use super::procmap;
-use crate::model::{Fd, FdKind, Process, ShmMapping};
+use crate::model::{Fd, FdKind, Process, ShmMapping, ThreadSample};
 use crate::rawname::RawName;
 
 /// What collecting one pid produced.
@@ -541,6 +543,44 @@ pub fn complete_candidates(
         .map(|(i, _)| i)
         .collect();
     read_status(proc_root, processes, &indices);
+}
+
+/// One look at thread `tid` of `pid`: its state from `stat`, CPU time and
+/// run count from `schedstat`, and where it waits (`wchan`, `syscall`; the
+/// latter needs ptrace rights and is `None` without them). `None` when the
+/// thread is gone.
+pub fn read_loop_thread(proc_root: &Path, pid: i32, tid: i32, at_ms: u64) -> Option<ThreadSample> {
+    let dir = open_dir(
+        CWD,
+        proc_root
+            .join(pid.to_string())
+            .join("task")
+            .join(tid.to_string())
+            .as_path(),
+    )
+    .ok()?;
+    let mut text = Vec::new();
+    read_at(&dir, "stat", &mut text).ok()?;
+    let stat = parse_stat(text.as_slice()).ok()?;
+    let mut sample = ThreadSample {
+        at_ms,
+        tid,
+        state: stat.state.to_string(),
+        ..ThreadSample::default()
+    };
+    if read_at(&dir, "schedstat", &mut text).is_ok() {
+        if let Some((run_ns, run_count)) = parse_schedstat(&text) {
+            sample.cpu_ns = Some(run_ns);
+            sample.run_count = Some(run_count);
+        }
+    }
+    if read_at(&dir, "wchan", &mut text).is_ok() {
+        sample.wchan = parse_wchan(&text);
+    }
+    if read_at(&dir, "syscall", &mut text).is_ok() {
+        sample.syscall = parse_syscall(&text);
+    }
+    Some(sample)
 }
 
 /// (device, inode) of every file of `shm_dev` that `pid` maps: the cheap
