@@ -358,7 +358,19 @@ mod tests {
     use crate::analyze::testing::*;
     use semleak_platform::RawName;
 
+    /// `ch` with a main thread that slept through every sample.
+    fn idle(mut ch: SelfChannel) -> SelfChannel {
+        let looks = vec![("S", 7); ch.samples.len()];
+        ch.loop_thread = loop_thread(ch.pid, &looks);
+        ch
+    }
+
     fn snap_with(ch: SelfChannel) -> Snapshot {
+        let ch = if ch.loop_thread.is_empty() {
+            idle(ch)
+        } else {
+            ch
+        };
         let mut snap = snapshot();
         let mut p = process(4242, 1, "python3 server.py");
         p.threads = 17;
@@ -389,7 +401,107 @@ mod tests {
         assert!(ev.contains("17 thread(s) (16 × subint-driver, 1 × python3)"));
         assert!(ev.contains("catches SIGINT"));
         assert!(ev.contains("fd 6 (write end, non-blocking)"));
+        assert!(ev.contains(
+            "its main thread (tid 4242), which runs the signal handlers and, in Python, the event \
+loop that owns the wakeup fd, did not run once between +20 and +320 ms (2 looks): sleeping in \
+futex_wait_queue (system call futex); 0.120 s of CPU in all"
+        ), "{ev}");
         assert!(f[0].recommendation.contains("py-spy"));
+    }
+
+    #[test]
+    fn a_reader_that_ran_may_have_drained_a_refilled_channel() {
+        // Full at every one of four looks, but the loop thread was put on
+        // a CPU in between: a busy healthy loop refilled by signals.
+        let levels = [(6, true); 4];
+        let mut ch = channel(4242, "socketpair", &levels);
+        ch.loop_thread = loop_thread(4242, &[("S", 7), ("S", 7), ("S", 7), ("S", 9)]);
+        assert!(check(&snap_with(ch.clone()), &Config::default()).is_empty());
+        // Runnable at a look: it was not blocked, whatever the count says.
+        ch.loop_thread = loop_thread(4242, &[("S", 7), ("R", 7), ("S", 7), ("S", 7)]);
+        assert!(check(&snap_with(ch.clone()), &Config::default()).is_empty());
+        // Never on a CPU and never runnable: it cannot have read.
+        ch.loop_thread = loop_thread(4242, &[("S", 7); 4]);
+        let f = check(&snap_with(ch), &Config::default());
+        assert_eq!(f[0].kind, Kind::FullWakeupPipe);
+        assert_eq!(f[0].confidence, Confidence::Likely);
+        assert!(f[0].evidence.iter().any(|e| e.contains("(4 looks)")));
+    }
+
+    #[test]
+    fn without_the_readers_progress_the_verdict_is_only_possible() {
+        let mut ch = channel(4242, "pipe", &[(65_536, true), (65_536, true)]);
+        // The loop_thread vector is filled in by snap_with only when empty.
+        ch.loop_thread = loop_thread(4242, &[("S", 7), ("S", 7)]);
+        for t in &mut ch.loop_thread {
+            t.run_count = None;
+        }
+        let f = check(&snap_with(ch.clone()), &Config::default());
+        assert_eq!(f[0].kind, Kind::FullWakeupPipe);
+        assert_eq!(f[0].confidence, Confidence::Possible);
+        assert!(f[0]
+            .evidence
+            .iter()
+            .any(|e| e.contains("progress could not be read")));
+        // A main thread that exited (zombie), or a look that does not span
+        // the fill samples, vouches for nothing either.
+        ch.loop_thread = loop_thread(4242, &[("Z", 7), ("Z", 7)]);
+        let f = check(&snap_with(ch.clone()), &Config::default());
+        assert_eq!(f[0].confidence, Confidence::Possible);
+        ch.loop_thread = loop_thread(4242, &[("S", 7)]);
+        let f = check(&snap_with(ch), &Config::default());
+        assert_eq!(f[0].confidence, Confidence::Possible);
+    }
+
+    #[test]
+    fn wakeup_and_thread_pileup_of_one_process_point_at_each_other() {
+        let mut snap = snap_with(channel(4242, "pipe", &[(65_536, true), (65_536, true)]));
+        snap.processes[0].thread_names = std::iter::once(RawName::from("python3"))
+            .chain((0..16).map(|n| RawName::from(format!("subint-driver[{n}]").as_str())))
+            .collect();
+        let findings = crate::analyze::analyze(&snap, &Config::default());
+        let wake = findings
+            .iter()
+            .find(|f| f.kind == Kind::FullWakeupPipe)
+            .unwrap();
+        let pile = findings
+            .iter()
+            .find(|f| f.kind == Kind::ThreadPileup)
+            .unwrap();
+        assert!(wake.evidence.iter().any(|e| e.starts_with(&format!(
+            "likely cause: the same process has a thread pile-up ({}): pid 4242",
+            pile.id
+        ))));
+        assert!(pile.evidence.iter().any(|e| e.contains(&format!(
+            "wakeup channel is not draining ({}); this pile-up is the likely cause",
+            wake.id
+        ))));
+        // Another process's pile-up is not linked.
+        let mut other = snap.clone();
+        other.channels[0].pid = 4343;
+        let mut p = other.processes[0].clone();
+        p.pid = 4343;
+        p.thread_names = vec![RawName::from("python3")];
+        other.processes.push(p);
+        let findings = crate::analyze::analyze(&other, &Config::default());
+        assert!(findings
+            .iter()
+            .all(|f| !f.evidence.iter().any(|e| e.starts_with("likely"))));
+    }
+
+    #[test]
+    fn unnamed_cpython_threads_get_the_interpreter_note() {
+        let mut snap = snap_with(channel(4242, "pipe", &[(65_536, true), (65_536, true)]));
+        snap.processes[0].comm = RawName::from("python3");
+        snap.processes[0].thread_names = vec![RawName::from("python3"); 17];
+        let f = check(&snap, &Config::default());
+        assert!(f[0].evidence.iter().any(|e| e
+            == "CPython before 3.14 leaves the OS names of its threads as the interpreter's: a \
+pile-up of named Python threads (such as subint-driver[N]) shows as 17 × python3"));
+        // Named threads (or not Python): no note.
+        snap.processes[0].comm = RawName::from("node");
+        let f = check(&snap, &Config::default());
+        assert!(!f[0].evidence.iter().any(|e| e.contains("CPython")));
     }
 
     #[test]
