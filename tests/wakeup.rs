@@ -172,7 +172,8 @@ fn healthy_asyncio_loop_with_tiny_socketpair_is_not_flagged() {
     );
     let snap: Value = serde_json::from_slice(&std::fs::read(&snap_path).unwrap()).unwrap();
 
-    // The test can fail: the tiny socketpair was found and sampled twice,
+    // The test can fail: the tiny socketpair was found and sampled (twice,
+    // or four times when it held bytes at the first look),
     // and so was asyncio's own self-pipe socketpair.
     let channels: Vec<&Value> = snap["channels"]
         .as_array()
@@ -183,7 +184,7 @@ fn healthy_asyncio_loop_with_tiny_socketpair_is_not_flagged() {
     assert!(
         channels.iter().any(|c| c["samples"]
             .as_array()
-            .is_some_and(|s| s.len() == 2 && s[0]["capacity"].as_u64().unwrap() < 16_384)),
+            .is_some_and(|s| s.len() >= 2 && s[0]["capacity"].as_u64().unwrap() < 16_384)),
         "tiny socketpair not sampled: {channels:#?}"
     );
     assert!(channels.len() >= 2, "{channels:#?}");
