@@ -43,9 +43,11 @@ fn reader(ch: &SelfChannel) -> Reader<'_> {
     let (Some(first), Some(last)) = (t.first(), t.last()) else {
         return Reader::Unknown;
     };
-    // The samples must span the fill readings they vouch for.
-    let spans = match (ch.samples.first(), ch.samples.last()) {
-        (Some(a), Some(b)) => first.at_ms <= a.at_ms + 50 && last.at_ms >= b.at_ms,
+    // The looks must span the fill samples they vouch for: from no later
+    // than the one before the last (the collector reads the thread just
+    // after the fill levels) to no earlier than the last.
+    let spans = match ch.samples.len() {
+        n @ 2.. => first.at_ms <= ch.samples[n - 2].at_ms && last.at_ms >= ch.samples[n - 1].at_ms,
         _ => false,
     };
     if t.len() < 2
@@ -449,6 +451,11 @@ futex_wait_queue (system call futex); 0.120 s of CPU in all"
         let f = check(&snap_with(ch.clone()), &Config::default());
         assert_eq!(f[0].confidence, Confidence::Possible);
         ch.loop_thread = loop_thread(4242, &[("S", 7)]);
+        let f = check(&snap_with(ch.clone()), &Config::default());
+        assert_eq!(f[0].confidence, Confidence::Possible);
+        // Looks that start only after the last fill sample.
+        ch.loop_thread = loop_thread(4242, &[("S", 7), ("S", 7), ("S", 7)]);
+        ch.loop_thread.remove(0);
         let f = check(&snap_with(ch), &Config::default());
         assert_eq!(f[0].confidence, Confidence::Possible);
     }
