@@ -234,24 +234,32 @@ fn sampling_window_adds_only_the_window() {
 /// `trio.open_signal_receiver`: every signal writes to trio's 1-byte-buffer
 /// wakeup socketpair, which the loop drains once per pass, and each batch
 /// of signals costs it 2 ms of work, so the channel is refilled (full)
-/// most of the time. SIGUSR2 makes it print how many batches it took in.
+/// most of the time. A second task churns `trio.to_thread.run_sync`, whose
+/// every completion also writes to that channel. SIGUSR2 makes it print
+/// how many batches it took in.
 const PY_TRIO_HEALTHY: &str = r#"
 import os, signal, time, trio
 def work():
     t = time.perf_counter()
     while time.perf_counter() - t < 0.002:
         pass
+async def churn():
+    while True:
+        await trio.to_thread.run_sync(time.sleep, 0)
 async def main():
     batches = 0
-    with trio.open_signal_receiver(signal.SIGUSR1, signal.SIGUSR2) as sigs:
-        print(os.getpid(), flush=True)
-        print("ready", flush=True)
-        async for sig in sigs:
-            if sig == signal.SIGUSR2:
-                print(batches, flush=True)
-                return
-            batches += 1
-            work()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(churn)
+        with trio.open_signal_receiver(signal.SIGUSR1, signal.SIGUSR2) as sigs:
+            print(os.getpid(), flush=True)
+            print("ready", flush=True)
+            async for sig in sigs:
+                if sig == signal.SIGUSR2:
+                    print(batches, flush=True)
+                    nursery.cancel_scope.cancel()
+                    return
+                batches += 1
+                work()
 trio.run(main)
 "#;
 
