@@ -57,8 +57,12 @@ fn reader(ch: &SelfChannel) -> Reader<'_> {
     {
         return Reader::Unknown;
     }
+    // A thread that keeps its CPU the whole window is never put on one
+    // again: its run count stands still while its CPU time grows, and it
+    // shows as running.
+    let never_ran = first.cpu_ns == last.cpu_ns && t.iter().all(|s| s.state != "R");
     match (first.run_count, last.run_count) {
-        (Some(a), Some(b)) if a == b && t.iter().all(|s| s.state != "R") => Reader::Idle(t),
+        (Some(a), Some(b)) if a == b && never_ran => Reader::Idle(t),
         (Some(_), Some(_)) => Reader::Ran,
         _ => Reader::Unknown,
     }
@@ -421,6 +425,11 @@ futex_wait_queue (system call futex); 0.120 s of CPU in all"
         assert!(check(&snap_with(ch.clone()), &Config::default()).is_empty());
         // Runnable at a look: it was not blocked, whatever the count says.
         ch.loop_thread = loop_thread(4242, &[("S", 7), ("R", 7), ("S", 7), ("S", 7)]);
+        assert!(check(&snap_with(ch.clone()), &Config::default()).is_empty());
+        // On a CPU the whole window: the count stands still, the CPU
+        // time does not.
+        ch.loop_thread = loop_thread(4242, &[("S", 7); 4]);
+        ch.loop_thread[3].cpu_ns = Some(999_000_000);
         assert!(check(&snap_with(ch.clone()), &Config::default()).is_empty());
         // Never on a CPU and never runnable: it cannot have read.
         ch.loop_thread = loop_thread(4242, &[("S", 7); 4]);
