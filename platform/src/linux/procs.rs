@@ -629,6 +629,52 @@ mod tests {
         assert_eq!(access_from_link_mode(0o120777), None, "a plain symlink");
     }
 
+    /// A thread of this process blocked on a channel: asleep at both looks,
+    /// never put on a CPU between them; a tid that does not exist is `None`.
+    #[test]
+    fn a_blocked_thread_reads_as_asleep_and_still() {
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let blocked = std::thread::spawn(move || {
+            // "/proc/thread-self" links to "PID/task/TID".
+            let link = std::fs::read_link("/proc/thread-self").unwrap();
+            let tid: i32 = link
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse().ok())
+                .unwrap();
+            tid_tx.send(tid).unwrap();
+            let _ = stop_rx.recv();
+        });
+        let tid = tid_rx.recv().unwrap();
+        let pid = std::process::id() as i32;
+        let proc_root = Path::new("/proc");
+        let asleep = || read_loop_thread(proc_root, pid, tid, 0).is_some_and(|t| t.state == "S");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !asleep() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let a = read_loop_thread(proc_root, pid, tid, 1).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let b = read_loop_thread(proc_root, pid, tid, 51).unwrap();
+        stop_tx.send(()).unwrap();
+        blocked.join().unwrap();
+        assert_eq!((a.tid, a.at_ms, b.at_ms), (tid, 1, 51));
+        assert_eq!(
+            (a.state.as_str(), b.state.as_str()),
+            ("S", "S"),
+            "{a:?} {b:?}"
+        );
+        assert!(a.run_count.is_some(), "schedstat: {a:?}");
+        assert_eq!((a.run_count, a.cpu_ns), (b.run_count, b.cpu_ns));
+        // Its own process may read where it sleeps.
+        assert!(
+            b.wchan.as_deref().is_some_and(|w| w.contains("futex")),
+            "{b:?}"
+        );
+        assert!(read_loop_thread(proc_root, pid, i32::MAX, 0).is_none());
+    }
+
     /// Map a file of /dev/shm shared, then read this process's holders both
     /// ways: the ioctl and the text must agree.
     #[test]
