@@ -171,7 +171,7 @@ pub struct SuppressArgs {
 pub struct CollectArgs {
     #[command(flatten)]
     pub roots: RootArgs,
-    /// Window between the two fill-level samples of wakeup channels (0s disables sampling).
+    /// Window across which wakeup channels are sampled: their fill level at its start and end, and four looks at a channel holding bytes and its loop thread (0s disables sampling).
     #[arg(long, value_name = "DURATION", default_value = "300ms", value_parser = parse_duration, help_heading = "Collection")]
     pub sample_window: Duration,
 }

@@ -265,6 +265,33 @@ pub struct SelfChannel {
     /// "sock_diag".
     #[serde(default)]
     pub method: String,
+    /// The reading side, read beside the fill samples of a channel that was
+    /// not empty: the process's main thread, which runs its signal handlers
+    /// and (CPython, where only the main thread may set a wakeup fd) its
+    /// event loop. Empty where it was not read (an empty channel, macOS,
+    /// older snapshots).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loop_thread: Vec<ThreadSample>,
+}
+
+/// One look at a thread: whether it ran, and where it waits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ThreadSample {
+    /// Milliseconds since the snapshot started.
+    pub at_ms: u64,
+    pub tid: i32,
+    /// Scheduler state from `/proc/PID/task/TID/stat` ("R", "S", "D", …).
+    pub state: String,
+    /// CPU time used so far, in nanoseconds.
+    pub cpu_ns: Option<u64>,
+    /// Times the thread was put on a CPU so far (`schedstat` field 3): a
+    /// thread whose count did not change did not run at all.
+    pub run_count: Option<u64>,
+    /// Kernel function it sleeps in (`wchan`), when readable.
+    pub wchan: Option<String>,
+    /// The system call it is blocked in ("futex", "nr 202"), "running", or
+    /// "user" (preempted in user space); `None` when not readable.
+    pub syscall: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -16,7 +16,8 @@ pub struct CollectOptions {
     pub shm_dir: Option<PathBuf>,
     /// Accept a `shm_dir` that is not a tmpfs or ramfs (fixture trees).
     pub allow_non_tmpfs: bool,
-    /// Window between the two fill-level samples of wakeup channels;
+    /// Window across which wakeup channels are sampled (start and end;
+    /// four looks, with the main thread, at a channel holding bytes);
     /// zero disables channel sampling.
     pub sample_window: Duration,
     /// Semaphore names to probe with `sem_open(name, 0)` where the OS cannot

@@ -233,6 +233,7 @@ pub fn analyze(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
     findings.extend(zombie::check(snapshot, config));
     findings.extend(orphan::check(snapshot, config));
     findings.extend(thread_pileup::check(snapshot, config));
+    wakeup::link_thread_pileups(&mut findings);
     sort_findings(&mut findings);
     findings
 }

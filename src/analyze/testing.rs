@@ -110,6 +110,24 @@ pub fn channel(pid: i32, kind: &str, levels: &[(u64, bool)]) -> semleak_platform
     }
 }
 
+/// Main-thread samples beside a [`channel`]'s fill samples (20 ms, then
+/// every 300 ms): `(state, run_count)` each.
+pub fn loop_thread(pid: i32, looks: &[(&str, u64)]) -> Vec<semleak_platform::ThreadSample> {
+    looks
+        .iter()
+        .enumerate()
+        .map(|(i, &(state, run_count))| semleak_platform::ThreadSample {
+            at_ms: 20 + 300 * i as u64,
+            tid: pid,
+            state: state.into(),
+            cpu_ns: Some(120_000_000 + run_count * 1000),
+            run_count: Some(run_count),
+            wchan: (state != "R").then(|| "futex_wait_queue".into()),
+            syscall: Some(if state == "R" { "running" } else { "futex" }.into()),
+        })
+        .collect()
+}
+
 /// A Snapshot shaped like a macOS host: no /dev/shm, `kern.posix.sem.max`
 /// at its default, and the note the collector always adds.
 pub fn macos_snapshot() -> Snapshot {

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use semleak_platform::{ChannelSample, SelfChannel, Snapshot};
+use semleak_platform::{ChannelSample, SelfChannel, Snapshot, ThreadSample};
 
 use super::{process_label, Confidence, Config, Finding, Kind, Severity};
 
@@ -20,12 +20,56 @@ pub fn check(snapshot: &Snapshot, _config: &Config) -> Vec<Finding> {
         .channels
         .iter()
         .filter(|c| c.pid != snapshot.host.collector_pid)
-        .filter_map(|c| Some(finding(snapshot, c, verdict(c)?)))
+        .filter_map(|c| {
+            let (kind, reader) = verdict(c)?;
+            Some(finding(snapshot, c, kind, &reader))
+        })
         .collect()
 }
 
-/// The kind of fault a channel shows, if any.
-fn verdict(ch: &SelfChannel) -> Option<Kind> {
+/// What the reading side did over the window.
+#[derive(Debug, Clone, PartialEq)]
+enum Reader<'a> {
+    /// The loop thread was never put on a CPU: it cannot have read.
+    Idle(&'a [ThreadSample]),
+    /// It ran, so it may have drained a channel that was refilled.
+    Ran,
+    /// Not read (macOS, older snapshots, a thread that vanished).
+    Unknown,
+}
+
+fn reader(ch: &SelfChannel) -> Reader<'_> {
+    let t = ch.loop_thread.as_slice();
+    let (Some(first), Some(last)) = (t.first(), t.last()) else {
+        return Reader::Unknown;
+    };
+    // The looks must span the fill samples they vouch for: from no later
+    // than the one before the last (the collector reads the thread just
+    // after the fill levels) to no earlier than the last.
+    let spans = match ch.samples.len() {
+        n @ 2.. => first.at_ms <= ch.samples[n - 2].at_ms && last.at_ms >= ch.samples[n - 1].at_ms,
+        _ => false,
+    };
+    if t.len() < 2
+        || !spans
+        || t.iter()
+            .any(|s| s.tid != first.tid || matches!(s.state.as_str(), "Z" | "X"))
+    {
+        return Reader::Unknown;
+    }
+    // A thread that keeps its CPU the whole window is never put on one
+    // again: its run count stands still while its CPU time grows, and it
+    // shows as running.
+    let never_ran = first.cpu_ns == last.cpu_ns && t.iter().all(|s| s.state != "R");
+    match (first.run_count, last.run_count) {
+        (Some(a), Some(b)) if a == b && never_ran => Reader::Idle(t),
+        (Some(_), Some(_)) => Reader::Ran,
+        _ => Reader::Unknown,
+    }
+}
+
+/// The kind of fault a channel shows, if any, and what its reader did.
+fn verdict(ch: &SelfChannel) -> Option<(Kind, Reader<'_>)> {
     if ch.samples.len() < 2 || ch.nonblocking == Some(false) {
         return None;
     }
@@ -35,18 +79,61 @@ fn verdict(ch: &SelfChannel) -> Option<Kind> {
         w[1].queued < w[0].queued
             || matches!((w[0].sender_wmem, w[1].sender_wmem), (Some(a), Some(b)) if b < a)
     });
-    if drained {
-        None
+    let kind = if drained {
+        return None;
     } else if ch.samples.iter().all(|s| s.full) {
-        Some(Kind::FullWakeupPipe)
+        Kind::FullWakeupPipe
     } else if ch.samples.iter().all(|s| s.queued > 0) {
-        Some(Kind::StalledWakeupPipe)
+        Kind::StalledWakeupPipe
     } else {
-        None
+        return None;
+    };
+    // An unchanged level proves nothing on its own: a busy loop drained
+    // and refilled between samples looks the same. Only a reader that did
+    // not run cannot have read.
+    match reader(ch) {
+        Reader::Ran => None,
+        r => Some((kind, r)),
     }
 }
 
-fn finding(snapshot: &Snapshot, ch: &SelfChannel, kind: Kind) -> Finding {
+/// Point a wakeup finding and a thread pile-up of the same process at each
+/// other: threads piling up (holding the GIL or the CPUs) are the likely
+/// reason the loop stopped reading.
+pub fn link_thread_pileups(findings: &mut [Finding]) {
+    let is_wakeup = |f: &Finding| matches!(f.kind, Kind::FullWakeupPipe | Kind::StalledWakeupPipe);
+    let mut links: Vec<(usize, String)> = Vec::new();
+    for (w, wake) in findings.iter().enumerate().filter(|(_, f)| is_wakeup(f)) {
+        for (p, pile) in findings
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.kind == Kind::ThreadPileup)
+        {
+            if !wake.pids.iter().any(|pid| pile.pids.contains(pid)) {
+                continue;
+            }
+            links.push((
+                w,
+                format!(
+                    "likely cause: the same process has a thread pile-up ({}): {}",
+                    pile.id, pile.summary
+                ),
+            ));
+            links.push((
+                p,
+                format!(
+                    "likely effect: the same process's wakeup channel is not draining ({}); this pile-up is the likely cause",
+                    wake.id
+                ),
+            ));
+        }
+    }
+    for (i, line) in links {
+        findings[i].evidence.push(line);
+    }
+}
+
+fn finding(snapshot: &Snapshot, ch: &SelfChannel, kind: Kind, reader: &Reader) -> Finding {
     let is_pipe = ch.kind == "pipe";
     let resources = if is_pipe {
         vec![format!("pipe:[{}]", ch.read_inode)]
@@ -64,7 +151,7 @@ fn finding(snapshot: &Snapshot, ch: &SelfChannel, kind: Kind) -> Finding {
         Kind::FullWakeupPipe => (Severity::Error, "is full and not draining"),
         _ => (Severity::Warning, "has bytes queued and is not draining"),
     };
-    let confidence = if ch.nonblocking == Some(true) {
+    let confidence = if ch.nonblocking == Some(true) && matches!(reader, Reader::Idle(_)) {
         Confidence::Likely
     } else {
         Confidence::Possible
@@ -107,8 +194,17 @@ fn finding(snapshot: &Snapshot, ch: &SelfChannel, kind: Kind) -> Finding {
             last.at_ms.saturating_sub(first.at_ms)
         ));
     }
+    f.evidence.push(match reader {
+        Reader::Idle(t) => idle_line(t),
+        _ => "its loop thread's progress could not be read, so a loop that drained the channel \
+and was refilled between the samples is not ruled out"
+            .into(),
+    });
     if let Some(p) = snapshot.processes.iter().find(|p| p.pid == ch.pid) {
         f.evidence.push(threads_line(p));
+        if let Some(note) = interpreter_names_note(p) {
+            f.evidence.push(note);
+        }
         // SIGINT is signal 2: bit 1 of the caught mask.
         if p.sig_caught.is_some_and(|m| m & (1 << 1) != 0) {
             f.evidence.push(
@@ -165,6 +261,75 @@ fn describe_sample(s: &ChannelSample, is_pipe: bool) -> String {
     }
 }
 
+/// "its main thread (tid 4242) did not run once between +20 and +320 ms:
+/// sleeping at every look, in futex_wait_queue (system call futex), 0.120 s
+/// of CPU in all".
+fn idle_line(t: &[ThreadSample]) -> String {
+    let (first, last) = (&t[0], &t[t.len() - 1]);
+    let mut states: Vec<&str> = t.iter().map(|s| state_name(&s.state)).collect();
+    states.dedup();
+    let mut waits: Vec<String> = t
+        .iter()
+        .filter_map(|s| match (&s.wchan, &s.syscall) {
+            (Some(w), Some(c)) => Some(format!("in {w} (system call {c})")),
+            (Some(w), None) => Some(format!("in {w}")),
+            (None, Some(c)) if c != "user" && c != "running" => Some(format!("in system call {c}")),
+            _ => None,
+        })
+        .collect();
+    waits.dedup();
+    let mut line = format!(
+        "its main thread (tid {}), which runs the signal handlers and, in Python, the event \
+loop that owns the wakeup fd, did not run once between +{} and +{} ms ({} looks): {}",
+        first.tid,
+        first.at_ms,
+        last.at_ms,
+        t.len(),
+        states.join(", then ")
+    );
+    if !waits.is_empty() {
+        line.push_str(&format!(" {}", waits.join(", then ")));
+    }
+    if let Some(ns) = last.cpu_ns {
+        line.push_str(&format!("; {:.3} s of CPU in all", ns as f64 / 1e9));
+    }
+    line.push_str(": a loop that drained the channel in between would have had to run");
+    line
+}
+
+fn state_name(state: &str) -> &str {
+    match state {
+        "S" => "sleeping",
+        "D" => "in uninterruptible sleep",
+        "T" => "stopped",
+        "t" => "stopped by a tracer",
+        "I" => "idle",
+        other => other,
+    }
+}
+
+/// CPython before 3.14 does not give its threads OS names, so named
+/// Python threads (a pile of `subint-driver[N]`) all show the
+/// interpreter's name.
+fn interpreter_names_note(p: &semleak_platform::Process) -> Option<String> {
+    let comm = p.comm.as_bytes();
+    if !comm.starts_with(b"python") {
+        return None;
+    }
+    let same = p
+        .thread_names
+        .iter()
+        .filter(|n| n.as_bytes() == comm)
+        .count();
+    (same >= 2).then(|| {
+        format!(
+            "CPython before 3.14 leaves the OS names of its threads as the interpreter's: a \
+pile-up of named Python threads (such as subint-driver[N]) shows as {same} × {}",
+            p.comm.to_lossy()
+        )
+    })
+}
+
 /// "17 threads (16 × subint-driver[N], 1 × python3)": the most common
 /// names first, since a pile of same-named threads is often the cause.
 fn threads_line(p: &semleak_platform::Process) -> String {
@@ -199,7 +364,19 @@ mod tests {
     use crate::analyze::testing::*;
     use semleak_platform::RawName;
 
+    /// `ch` with a main thread that slept through every sample.
+    fn idle(mut ch: SelfChannel) -> SelfChannel {
+        let looks = vec![("S", 7); ch.samples.len()];
+        ch.loop_thread = loop_thread(ch.pid, &looks);
+        ch
+    }
+
     fn snap_with(ch: SelfChannel) -> Snapshot {
+        let ch = if ch.loop_thread.is_empty() {
+            idle(ch)
+        } else {
+            ch
+        };
         let mut snap = snapshot();
         let mut p = process(4242, 1, "python3 server.py");
         p.threads = 17;
@@ -230,7 +407,117 @@ mod tests {
         assert!(ev.contains("17 thread(s) (16 × subint-driver, 1 × python3)"));
         assert!(ev.contains("catches SIGINT"));
         assert!(ev.contains("fd 6 (write end, non-blocking)"));
+        assert!(ev.contains(
+            "its main thread (tid 4242), which runs the signal handlers and, in Python, the event \
+loop that owns the wakeup fd, did not run once between +20 and +320 ms (2 looks): sleeping in \
+futex_wait_queue (system call futex); 0.120 s of CPU in all"
+        ), "{ev}");
         assert!(f[0].recommendation.contains("py-spy"));
+    }
+
+    #[test]
+    fn a_reader_that_ran_may_have_drained_a_refilled_channel() {
+        // Full at every one of four looks, but the loop thread was put on
+        // a CPU in between: a busy healthy loop refilled by signals.
+        let levels = [(6, true); 4];
+        let mut ch = channel(4242, "socketpair", &levels);
+        ch.loop_thread = loop_thread(4242, &[("S", 7), ("S", 7), ("S", 7), ("S", 9)]);
+        assert!(check(&snap_with(ch.clone()), &Config::default()).is_empty());
+        // Runnable at a look: it was not blocked, whatever the count says.
+        ch.loop_thread = loop_thread(4242, &[("S", 7), ("R", 7), ("S", 7), ("S", 7)]);
+        assert!(check(&snap_with(ch.clone()), &Config::default()).is_empty());
+        // On a CPU the whole window: the count stands still, the CPU
+        // time does not.
+        ch.loop_thread = loop_thread(4242, &[("S", 7); 4]);
+        ch.loop_thread[3].cpu_ns = Some(999_000_000);
+        assert!(check(&snap_with(ch.clone()), &Config::default()).is_empty());
+        // Never on a CPU and never runnable: it cannot have read.
+        ch.loop_thread = loop_thread(4242, &[("S", 7); 4]);
+        let f = check(&snap_with(ch), &Config::default());
+        assert_eq!(f[0].kind, Kind::FullWakeupPipe);
+        assert_eq!(f[0].confidence, Confidence::Likely);
+        assert!(f[0].evidence.iter().any(|e| e.contains("(4 looks)")));
+    }
+
+    #[test]
+    fn without_the_readers_progress_the_verdict_is_only_possible() {
+        let mut ch = channel(4242, "pipe", &[(65_536, true), (65_536, true)]);
+        // The loop_thread vector is filled in by snap_with only when empty.
+        ch.loop_thread = loop_thread(4242, &[("S", 7), ("S", 7)]);
+        for t in &mut ch.loop_thread {
+            t.run_count = None;
+        }
+        let f = check(&snap_with(ch.clone()), &Config::default());
+        assert_eq!(f[0].kind, Kind::FullWakeupPipe);
+        assert_eq!(f[0].confidence, Confidence::Possible);
+        assert!(f[0]
+            .evidence
+            .iter()
+            .any(|e| e.contains("progress could not be read")));
+        // A main thread that exited (zombie), or a look that does not span
+        // the fill samples, vouches for nothing either.
+        ch.loop_thread = loop_thread(4242, &[("Z", 7), ("Z", 7)]);
+        let f = check(&snap_with(ch.clone()), &Config::default());
+        assert_eq!(f[0].confidence, Confidence::Possible);
+        ch.loop_thread = loop_thread(4242, &[("S", 7)]);
+        let f = check(&snap_with(ch.clone()), &Config::default());
+        assert_eq!(f[0].confidence, Confidence::Possible);
+        // Looks that start only after the last fill sample.
+        ch.loop_thread = loop_thread(4242, &[("S", 7), ("S", 7), ("S", 7)]);
+        ch.loop_thread.remove(0);
+        let f = check(&snap_with(ch), &Config::default());
+        assert_eq!(f[0].confidence, Confidence::Possible);
+    }
+
+    #[test]
+    fn wakeup_and_thread_pileup_of_one_process_point_at_each_other() {
+        let mut snap = snap_with(channel(4242, "pipe", &[(65_536, true), (65_536, true)]));
+        snap.processes[0].thread_names = std::iter::once(RawName::from("python3"))
+            .chain((0..16).map(|n| RawName::from(format!("subint-driver[{n}]").as_str())))
+            .collect();
+        let findings = crate::analyze::analyze(&snap, &Config::default());
+        let wake = findings
+            .iter()
+            .find(|f| f.kind == Kind::FullWakeupPipe)
+            .unwrap();
+        let pile = findings
+            .iter()
+            .find(|f| f.kind == Kind::ThreadPileup)
+            .unwrap();
+        assert!(wake.evidence.iter().any(|e| e.starts_with(&format!(
+            "likely cause: the same process has a thread pile-up ({}): pid 4242",
+            pile.id
+        ))));
+        assert!(pile.evidence.iter().any(|e| e.contains(&format!(
+            "wakeup channel is not draining ({}); this pile-up is the likely cause",
+            wake.id
+        ))));
+        // Another process's pile-up is not linked.
+        let mut other = snap.clone();
+        other.channels[0].pid = 4343;
+        let mut p = other.processes[0].clone();
+        p.pid = 4343;
+        p.thread_names = vec![RawName::from("python3")];
+        other.processes.push(p);
+        let findings = crate::analyze::analyze(&other, &Config::default());
+        assert!(findings
+            .iter()
+            .all(|f| !f.evidence.iter().any(|e| e.starts_with("likely"))));
+    }
+
+    #[test]
+    fn unnamed_cpython_threads_get_the_interpreter_note() {
+        let mut snap = snap_with(channel(4242, "pipe", &[(65_536, true), (65_536, true)]));
+        snap.processes[0].comm = RawName::from("python3");
+        snap.processes[0].thread_names = vec![RawName::from("python3"); 17];
+        let f = check(&snap, &Config::default());
+        assert!(f[0].evidence.iter().any(|e| e
+            == "CPython before 3.14 leaves the OS names of its threads as the interpreter's: a \
+pile-up of named Python threads (such as subint-driver[N]) shows as 17 × python3"));
+        // Named threads (or not Python): no note.
+        snap.processes[0].comm = RawName::from("node");
+        let f = check(&snap, &Config::default());
+        assert!(!f[0].evidence.iter().any(|e| e.contains("CPython")));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Self-connected channels (wakeup pipes and socketpairs) and their fill
-//! levels, sampled twice across a window.
+//! levels, sampled across a window, with the main thread of a process
+//! whose channel holds bytes.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -19,7 +20,7 @@ use super::self_channels::{
 use super::signal::pidfd_open;
 use super::sock_diag::dump_unix_sockets;
 use super::sock_diag::UnixSockInfo;
-use crate::model::{ChannelSample, SelfChannel, Snapshot};
+use crate::model::{ChannelSample, SelfChannel, Snapshot, ThreadSample};
 use crate::options::CollectOptions;
 
 const METHOD_PIDFD: &str = "pidfd_getfd";
@@ -27,7 +28,8 @@ const METHOD_REOPEN: &str = "proc_fd_reopen";
 const METHOD_SOCK_DIAG: &str = "sock_diag";
 
 /// Find channels whose both ends one process holds and sample their fill
-/// level at the start and end of `opts.sample_window`.
+/// level at the start and end of `opts.sample_window`; a channel with
+/// bytes queued also between them, beside its process's main thread.
 pub fn sample_channels(snapshot: &mut Snapshot, opts: &CollectOptions, started: Instant) {
     // A fixture tree's pids and inodes are not this host's: nothing live
     // to ask the kernel about.
@@ -55,20 +57,55 @@ pub fn sample_channels(snapshot: &mut Snapshot, opts: &CollectOptions, started: 
     }
     super::procs::complete_candidates(&opts.proc_root, &mut snapshot.processes, &mut candidates);
     let window_start = Instant::now();
-    let first = sample_all(&candidates, first_dump.as_ref(), started);
-    if let Some(rest) = opts.sample_window.checked_sub(window_start.elapsed()) {
-        std::thread::sleep(rest);
+    let first = sample_all(&candidates, first_dump.as_ref(), started, None);
+    // Only a channel with bytes queued can be judged: the others get the
+    // last reading alone, and their processes no thread reads.
+    let watched: Vec<bool> = first.iter().map(Reading::has_bytes).collect();
+    let mut loop_pids: Vec<i32> = candidates
+        .iter()
+        .zip(&watched)
+        .filter(|(_, w)| **w)
+        .map(|(c, _)| c.pid)
+        .collect();
+    loop_pids.sort_unstable();
+    loop_pids.dedup();
+    let mut threads: HashMap<i32, Vec<ThreadSample>> = HashMap::new();
+    read_loop_threads(&opts.proc_root, &loop_pids, started, &mut threads);
+    let mut readings = vec![first];
+    for i in 1..READINGS {
+        let last = i == READINGS - 1;
+        if !last && loop_pids.is_empty() {
+            continue;
+        }
+        let due = opts.sample_window * i / (READINGS - 1);
+        if let Some(rest) = due.checked_sub(window_start.elapsed()) {
+            std::thread::sleep(rest);
+        }
+        let only = (!last).then_some(watched.as_slice());
+        let needs_dump = candidates
+            .iter()
+            .zip(&watched)
+            .any(|(c, w)| !c.is_pipe && (last || *w));
+        let dump = match &first_dump {
+            Some(_) if needs_dump => dump_unix_sockets().ok(),
+            _ => None,
+        };
+        readings.push(sample_all(&candidates, dump.as_ref(), started, only));
+        read_loop_threads(&opts.proc_root, &loop_pids, started, &mut threads);
     }
-    let second_dump = match first_dump {
-        Some(_) => dump_unix_sockets().ok(),
-        None => None,
-    };
-    let second = sample_all(&candidates, second_dump.as_ref(), started);
 
     let mut unreadable = 0usize;
-    for ((cand, a), b) in candidates.iter().zip(first).zip(second) {
-        match build_channel(cand, a, b) {
-            Some(ch) => snapshot.channels.push(ch),
+    for (k, cand) in candidates.iter().enumerate() {
+        let of_cand = readings
+            .iter_mut()
+            .map(|r| std::mem::replace(&mut r[k], Reading::Skipped));
+        match build_channel(cand, of_cand) {
+            Some(mut ch) => {
+                if watched[k] {
+                    ch.loop_thread = threads.get(&cand.pid).cloned().unwrap_or_default();
+                }
+                snapshot.channels.push(ch)
+            }
             None => unreadable += 1,
         }
     }
@@ -76,6 +113,26 @@ pub fn sample_channels(snapshot: &mut Snapshot, opts: &CollectOptions, started: 
         snapshot.visibility.notes.push(format!(
             "{unreadable} self-connected pipe(s)/socket pair(s) could not be sampled (gone, or no permission)"
         ));
+    }
+}
+
+/// Fill readings across the window: its start and end, and between them
+/// (for channels with bytes queued) enough to catch a loop that drains.
+const READINGS: u32 = 4;
+
+/// The main thread of each pid: the thread that runs signal handlers and,
+/// in CPython, the event loop that owns the wakeup fd.
+fn read_loop_threads(
+    proc_root: &Path,
+    pids: &[i32],
+    started: Instant,
+    out: &mut HashMap<i32, Vec<ThreadSample>>,
+) {
+    for &pid in pids {
+        let at_ms = started.elapsed().as_millis() as u64;
+        if let Some(t) = super::procs::read_loop_thread(proc_root, pid, pid, at_ms) {
+            out.entry(pid).or_default().push(t);
+        }
     }
 }
 
@@ -88,17 +145,37 @@ enum Reading {
         second_to_first: ChannelSample,
     },
     Unreadable,
+    /// Not read this time (an empty channel between first and last).
+    Skipped,
+}
+
+impl Reading {
+    fn has_bytes(&self) -> bool {
+        match self {
+            Reading::Pipe(s, _) => s.queued > 0,
+            Reading::Socket {
+                first_to_second,
+                second_to_first,
+            } => first_to_second.queued > 0 || second_to_first.queued > 0,
+            Reading::Unreadable | Reading::Skipped => false,
+        }
+    }
 }
 
 fn sample_all(
     candidates: &[Candidate],
     sockets: Option<&HashMap<u64, UnixSockInfo>>,
     started: Instant,
+    only: Option<&[bool]>,
 ) -> Vec<Reading> {
     let mut pidfds: HashMap<i32, Option<OwnedFd>> = HashMap::new();
     candidates
         .iter()
-        .map(|c| {
+        .enumerate()
+        .map(|(k, c)| {
+            if only.is_some_and(|o| !o[k]) {
+                return Reading::Skipped;
+            }
             let at_ms = started.elapsed().as_millis() as u64;
             if c.is_pipe {
                 let pidfd = pidfds
@@ -129,7 +206,7 @@ fn sample_all(
         .collect()
 }
 
-fn build_channel(cand: &Candidate, a: Reading, b: Reading) -> Option<SelfChannel> {
+fn build_channel(cand: &Candidate, readings: impl Iterator<Item = Reading>) -> Option<SelfChannel> {
     let mut ch = SelfChannel {
         pid: cand.pid,
         other_holders: cand.other_holders.clone(),
@@ -137,7 +214,7 @@ fn build_channel(cand: &Candidate, a: Reading, b: Reading) -> Option<SelfChannel
     };
     let (reader, writer) = if cand.is_pipe {
         let mut method = "";
-        for r in [a, b] {
+        for r in readings {
             if let Reading::Pipe(s, m) = r {
                 ch.samples.push(s);
                 method = m;
@@ -148,7 +225,7 @@ fn build_channel(cand: &Candidate, a: Reading, b: Reading) -> Option<SelfChannel
         (&cand.first, &cand.second)
     } else {
         let (mut fwd, mut back) = (Vec::new(), Vec::new());
-        for r in [a, b] {
+        for r in readings {
             if let Reading::Socket {
                 first_to_second,
                 second_to_first,

@@ -304,8 +304,116 @@ pub fn parse_boot_time(reader: impl BufRead) -> io::Result<Option<u64>> {
     Ok(None)
 }
 
+/// `/proc/PID/task/TID/schedstat`: (nanoseconds on a CPU, times put on a
+/// CPU). Present where the kernel has `CONFIG_SCHED_INFO`.
+pub fn parse_schedstat(bytes: &[u8]) -> Option<(u64, u64)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut fields = text.split_ascii_whitespace().map(|f| f.parse::<u64>().ok());
+    let run_ns = fields.next()??;
+    let _wait_ns = fields.next()??;
+    let run_count = fields.next()??;
+    Some((run_ns, run_count))
+}
+
+/// `/proc/PID/task/TID/wchan`: the kernel function a sleeping task waits
+/// in; "0" (or nothing) when it runs or the reader may not see it.
+pub fn parse_wchan(bytes: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?.trim();
+    (!text.is_empty() && text != "0").then(|| text.to_string())
+}
+
+/// `/proc/PID/task/TID/syscall` (`proc_pid_syscall` in fs/proc/base.c):
+/// "running", "-1 SP PC" when blocked outside a system call, or "NR ARGS…
+/// SP PC". Returns "running", "user", or the call's name on this
+/// architecture ("nr N" when unnamed).
+pub fn parse_syscall(bytes: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?.trim();
+    let first = text.split_ascii_whitespace().next()?;
+    if first == "running" {
+        return Some("running".into());
+    }
+    let nr: i64 = first.parse().ok()?;
+    if nr < 0 {
+        return Some("user".into());
+    }
+    Some(match syscall_name(nr) {
+        Some(name) => name.into(),
+        None => format!("nr {nr}"),
+    })
+}
+
+/// Names of the calls an event loop thread blocks in, for this
+/// architecture's numbers (`arch/*/entry/syscalls`, asm-generic/unistd.h).
+fn syscall_name(nr: i64) -> Option<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    const NAMES: &[(i64, &str)] = &[
+        (0, "read"),
+        (1, "write"),
+        (7, "poll"),
+        (23, "select"),
+        (34, "pause"),
+        (35, "nanosleep"),
+        (45, "recvfrom"),
+        (47, "recvmsg"),
+        (61, "wait4"),
+        (202, "futex"),
+        (230, "clock_nanosleep"),
+        (232, "epoll_wait"),
+        (270, "pselect6"),
+        (271, "ppoll"),
+        (281, "epoll_pwait"),
+        (441, "epoll_pwait2"),
+    ];
+    #[cfg(target_arch = "aarch64")]
+    const NAMES: &[(i64, &str)] = &[
+        (22, "epoll_pwait"),
+        (63, "read"),
+        (64, "write"),
+        (72, "pselect6"),
+        (73, "ppoll"),
+        (98, "futex"),
+        (101, "nanosleep"),
+        (115, "clock_nanosleep"),
+        (207, "recvfrom"),
+        (212, "recvmsg"),
+        (260, "wait4"),
+        (441, "epoll_pwait2"),
+    ];
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    const NAMES: &[(i64, &str)] = &[];
+    NAMES.iter().find(|(n, _)| *n == nr).map(|(_, name)| *name)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn task_progress_files() {
+        assert_eq!(parse_schedstat(b"388819 12 2\n"), Some((388_819, 2)));
+        assert_eq!(parse_schedstat(b"388819\n"), None);
+        assert_eq!(
+            parse_wchan(b"futex_wait_queue"),
+            Some("futex_wait_queue".into())
+        );
+        assert_eq!(parse_wchan(b"0"), None);
+        assert_eq!(parse_wchan(b""), None);
+        assert_eq!(parse_syscall(b"running\n"), Some("running".into()));
+        assert_eq!(
+            parse_syscall(b"-1 0x7ffea62cd8f0 0x7ff2c56fdaec\n"),
+            Some("user".into())
+        );
+        assert_eq!(
+            parse_syscall(b"9999 0x1 0x2 0x3 0x4 0x5 0x6 0x7 0x8\n"),
+            Some("nr 9999".into())
+        );
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            parse_syscall(b"202 0x7f 0x80 0x2 0x0 0x0 0x0 0x7ffe 0x7ff2\n"),
+            Some("futex".into())
+        );
+        assert_eq!(parse_syscall(b""), None);
+        assert_eq!(parse_syscall(b"\xff"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -3,8 +3,10 @@
 //! scan, and only what a rule uses is read: no command line for zombies
 //! and kernel threads, holders through `PROCMAP_QUERY` where the kernel has
 //! it, descriptor access modes from the link's permission bits instead of
-//! fdinfo, thread names only where a pile-up is possible, and `status`
-//! only for the processes [`read_status`] is given.
+//! fdinfo, thread names only where a pile-up is possible, `status`
+//! only for the processes [`read_status`] is given, and the main thread's
+//! `stat`, `schedstat`, `wchan` and `syscall` only for processes with a
+//! non-empty self-channel ([`read_loop_thread`]).
 
 use std::cell::RefCell;
 use std::io;
@@ -18,11 +20,11 @@ use rustix::io::Errno;
 use rustix::path::DecInt;
 
 use super::parse::{
-    parse_cmdline, parse_fd_link, parse_fdinfo_flags, parse_maps, parse_stat, parse_status,
-    FdTarget,
+    parse_cmdline, parse_fd_link, parse_fdinfo_flags, parse_maps, parse_schedstat, parse_stat,
+    parse_status, parse_syscall, parse_wchan, FdTarget,
 };
 use super::procmap;
-use crate::model::{Fd, FdKind, Process, ShmMapping};
+use crate::model::{Fd, FdKind, Process, ShmMapping, ThreadSample};
 use crate::rawname::RawName;
 
 /// What collecting one pid produced.
@@ -543,6 +545,44 @@ pub fn complete_candidates(
     read_status(proc_root, processes, &indices);
 }
 
+/// One look at thread `tid` of `pid`: its state from `stat`, CPU time and
+/// run count from `schedstat`, and where it waits (`wchan`, `syscall`; the
+/// latter needs ptrace rights and is `None` without them). `None` when the
+/// thread is gone.
+pub fn read_loop_thread(proc_root: &Path, pid: i32, tid: i32, at_ms: u64) -> Option<ThreadSample> {
+    let dir = open_dir(
+        CWD,
+        proc_root
+            .join(pid.to_string())
+            .join("task")
+            .join(tid.to_string())
+            .as_path(),
+    )
+    .ok()?;
+    let mut text = Vec::new();
+    read_at(&dir, "stat", &mut text).ok()?;
+    let stat = parse_stat(text.as_slice()).ok()?;
+    let mut sample = ThreadSample {
+        at_ms,
+        tid,
+        state: stat.state.to_string(),
+        ..ThreadSample::default()
+    };
+    if read_at(&dir, "schedstat", &mut text).is_ok() {
+        if let Some((run_ns, run_count)) = parse_schedstat(&text) {
+            sample.cpu_ns = Some(run_ns);
+            sample.run_count = Some(run_count);
+        }
+    }
+    if read_at(&dir, "wchan", &mut text).is_ok() {
+        sample.wchan = parse_wchan(&text);
+    }
+    if read_at(&dir, "syscall", &mut text).is_ok() {
+        sample.syscall = parse_syscall(&text);
+    }
+    Some(sample)
+}
+
 /// (device, inode) of every file of `shm_dev` that `pid` maps: the cheap
 /// read `semleak run` repeats. `PROCMAP_QUERY` where the kernel has it,
 /// else the maps text.
@@ -587,6 +627,52 @@ mod tests {
         assert_eq!(access_from_link_mode(0o120300), Some(1));
         assert_eq!(access_from_link_mode(0o120700), Some(2));
         assert_eq!(access_from_link_mode(0o120777), None, "a plain symlink");
+    }
+
+    /// A thread of this process blocked on a channel: asleep at both looks,
+    /// never put on a CPU between them; a tid that does not exist is `None`.
+    #[test]
+    fn a_blocked_thread_reads_as_asleep_and_still() {
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let blocked = std::thread::spawn(move || {
+            // "/proc/thread-self" links to "PID/task/TID".
+            let link = std::fs::read_link("/proc/thread-self").unwrap();
+            let tid: i32 = link
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse().ok())
+                .unwrap();
+            tid_tx.send(tid).unwrap();
+            let _ = stop_rx.recv();
+        });
+        let tid = tid_rx.recv().unwrap();
+        let pid = std::process::id() as i32;
+        let proc_root = Path::new("/proc");
+        let asleep = || read_loop_thread(proc_root, pid, tid, 0).is_some_and(|t| t.state == "S");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !asleep() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let a = read_loop_thread(proc_root, pid, tid, 1).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let b = read_loop_thread(proc_root, pid, tid, 51).unwrap();
+        stop_tx.send(()).unwrap();
+        blocked.join().unwrap();
+        assert_eq!((a.tid, a.at_ms, b.at_ms), (tid, 1, 51));
+        assert_eq!(
+            (a.state.as_str(), b.state.as_str()),
+            ("S", "S"),
+            "{a:?} {b:?}"
+        );
+        assert!(a.run_count.is_some(), "schedstat: {a:?}");
+        assert_eq!((a.run_count, a.cpu_ns), (b.run_count, b.cpu_ns));
+        // Its own process may read where it sleeps.
+        assert!(
+            b.wchan.as_deref().is_some_and(|w| w.contains("futex")),
+            "{b:?}"
+        );
+        assert!(read_loop_thread(proc_root, pid, i32::MAX, 0).is_none());
     }
 
     /// Map a file of /dev/shm shared, then read this process's holders both

@@ -462,6 +462,9 @@ fn sample_channels(
                     samples: vec![first, pipe_sample(&now, at_ms)],
                     method: "proc_pidfdinfo".into(),
                     other_holders: Vec::new(),
+                    // Not read on macOS: the rule's verdict is then only
+                    // "possible".
+                    loop_thread: Vec::new(),
                 });
             }
             Candidate::Socketpair {
@@ -490,6 +493,9 @@ fn sample_channels(
                     samples: vec![first, socket_sample(&r, &s, at_ms)],
                     method: "proc_pidfdinfo".into(),
                     other_holders: Vec::new(),
+                    // Not read on macOS: the rule's verdict is then only
+                    // "possible".
+                    loop_thread: Vec::new(),
                 });
             }
         }
