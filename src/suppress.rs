@@ -194,34 +194,85 @@ impl Suppressor {
         };
         let kept = findings
             .into_iter()
-            .filter(|f| {
+            .filter_map(|mut f| {
                 if self.baseline.contains(&f.id) {
                     counts.baseline += 1;
-                    false
-                } else if self.rules.iter().any(|r| r.matches(f, cmdline_of)) {
-                    counts.allowlist += 1;
-                    false
-                } else {
-                    true
+                    return None;
                 }
+                if !self.rules.iter().any(|r| r.matches(&f, cmdline_of)) {
+                    return Some(f);
+                }
+                if f.kind == Kind::LeakedSemaphore && f.resources.len() > 1 {
+                    // A group of semaphores: only the names a rule accepts
+                    // leave it, never the rest of the group.
+                    let before = f.resources.len();
+                    self.drop_accepted_resources(&mut f, cmdline_of);
+                    counts.allowlist += before - f.resources.len();
+                    return (!f.resources.is_empty()).then_some(f);
+                }
+                counts.allowlist += 1;
+                None
             })
             .collect();
         (kept, counts)
+    }
+
+    /// Remove from a grouped finding the resources (and their cleanup
+    /// lines) that a rule accepts; the summary's count follows.
+    fn drop_accepted_resources(&self, f: &mut Finding, cmdline_of: &dyn Fn(i32) -> Option<String>) {
+        let accepted: Vec<bool> = f
+            .resources
+            .iter()
+            .map(|r| {
+                self.rules
+                    .iter()
+                    .any(|rule| rule.matches_resource(f, r, cmdline_of))
+            })
+            .collect();
+        let before = f.resources.len();
+        let paired = f.cleanup.len() == before;
+        let mut i = 0;
+        f.resources.retain(|_| {
+            i += 1;
+            !accepted[i - 1]
+        });
+        if paired {
+            let mut i = 0;
+            f.cleanup.retain(|_| {
+                i += 1;
+                !accepted[i - 1]
+            });
+        }
+        let old = format!("{before} ");
+        if let Some(rest) = f.summary.strip_prefix(&old) {
+            f.summary = format!("{} {rest}", f.resources.len());
+        }
     }
 }
 
 impl AllowRule {
     fn matches(&self, f: &Finding, cmdline_of: &dyn Fn(i32) -> Option<String>) -> bool {
+        f.resources
+            .iter()
+            .any(|r| self.matches_resource(f, r, cmdline_of))
+            || (self.name.is_none() && self.matches_resource(f, "", cmdline_of))
+    }
+
+    /// Whether the rule accepts `resource` of `f`.
+    fn matches_resource(
+        &self,
+        f: &Finding,
+        resource: &str,
+        cmdline_of: &dyn Fn(i32) -> Option<String>,
+    ) -> bool {
         if self.kind.is_some_and(|k| k != f.kind) {
             return false;
         }
         if let Some(glob) = &self.name {
-            let hit = f.resources.iter().any(|r| {
-                let base = r.rsplit('/').next().unwrap_or(r);
-                glob.is_match(r)
-                    || glob.is_match(base)
-                    || base.strip_prefix("sem.").is_some_and(|n| glob.is_match(n))
-            });
+            let base = resource.rsplit('/').next().unwrap_or(resource);
+            let hit = glob.is_match(resource)
+                || glob.is_match(base)
+                || base.strip_prefix("sem.").is_some_and(|n| glob.is_match(n));
             if !hit {
                 return false;
             }
@@ -565,6 +616,41 @@ reason = "xdist workers"
         let (kept, counts) = s.apply(vec![a, b.clone()], &cmdlines);
         assert_eq!(kept, vec![b]);
         assert_eq!(counts.baseline, 1);
+    }
+
+    #[test]
+    fn a_name_rule_takes_only_its_names_out_of_a_group() {
+        let mut group = finding(Kind::LeakedSemaphore, "", &[]);
+        group.summary = "3 semaphores named app-* are held by no process".into();
+        group.resources = [
+            "/dev/shm/sem.app-a",
+            "/dev/shm/sem.app-b",
+            "/dev/shm/sem.app-c",
+        ]
+        .map(String::from)
+        .to_vec();
+        group.cleanup = group
+            .resources
+            .iter()
+            .map(|r| format!("rm -- {r}"))
+            .collect();
+        let s = with_rules("[[allow]]\nname = \"app-b\"\nreason = \"ours\"\n");
+        let (kept, counts) = s.apply(vec![group], &cmdlines);
+        assert_eq!(counts.allowlist, 1);
+        assert_eq!(
+            kept[0].resources,
+            ["/dev/shm/sem.app-a", "/dev/shm/sem.app-c"]
+        );
+        assert_eq!(
+            kept[0].cleanup,
+            ["rm -- /dev/shm/sem.app-a", "rm -- /dev/shm/sem.app-c"]
+        );
+        assert!(kept[0].summary.starts_with("2 semaphores"));
+        // A rule naming every member drops the finding.
+        let s = with_rules("[[allow]]\nname = \"app-?\"\nreason = \"ours\"\n");
+        let (kept, counts) = s.apply(kept, &cmdlines);
+        assert!(kept.is_empty());
+        assert_eq!(counts.allowlist, 2);
     }
 
     #[test]

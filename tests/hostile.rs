@@ -666,10 +666,11 @@ fn match_everything_allowlists_are_refused() {
 
 #[test]
 fn clean_leaves_what_the_allowlist_and_baseline_accept() {
-    let dir = fixture_shm(&["mp-accepted1", "mp-baseline1", "mp-removed01"]);
+    // Stable names, one finding each (random `mp-` names would be one group).
+    let dir = fixture_shm(&["acceptedone", "baselineone", "removedone"]);
     fs::write(
         dir.path().join(".semleak.toml"),
-        "[[allow]]\nname = \"mp-accepted*\"\nreason = \"in use by the team's daemon\"\n",
+        "[[allow]]\nname = \"accepted*\"\nreason = \"in use by the team's daemon\"\n",
     )
     .unwrap();
     let shm = dir.path().join("shm");
@@ -687,7 +688,7 @@ fn clean_leaves_what_the_allowlist_and_baseline_accept() {
             shm_s,
         ],
     ));
-    // A baseline with only the mp-baseline1 finding.
+    // A baseline with only the baselineone finding.
     let mut baseline = scan.clone();
     baseline["findings"] = Value::Array(
         scan["findings"]
@@ -698,7 +699,7 @@ fn clean_leaves_what_the_allowlist_and_baseline_accept() {
                 f["resources"][0]
                     .as_str()
                     .unwrap_or("")
-                    .ends_with("mp-baseline1")
+                    .ends_with("baselineone")
             })
             .cloned()
             .collect(),
@@ -725,9 +726,9 @@ fn clean_leaves_what_the_allowlist_and_baseline_accept() {
     let plan = json(&out);
     assert_eq!(plan["suppressed"]["allowlist"], 1, "{plan:#}");
     assert_eq!(plan["suppressed"]["baseline"], 1, "{plan:#}");
-    assert!(shm.join("sem.mp-accepted1").exists());
-    assert!(shm.join("sem.mp-baseline1").exists());
-    assert!(!shm.join("sem.mp-removed01").exists(), "{plan:#}");
+    assert!(shm.join("sem.acceptedone").exists());
+    assert!(shm.join("sem.baselineone").exists());
+    assert!(!shm.join("sem.removedone").exists(), "{plan:#}");
 }
 
 #[test]

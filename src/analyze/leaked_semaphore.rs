@@ -11,67 +11,130 @@ use super::{
 
 pub fn check(snapshot: &Snapshot, _config: &Config) -> Vec<Finding> {
     let hidden = uninspected_possible_holders(snapshot);
+    let sems = unheld(snapshot);
+    let keys = group_keys(&sems);
+    // One finding per group: a killed pool leaves many semaphores with
+    // random names, one problem with one fix.
+    let mut groups: BTreeMap<&GroupKey, Vec<&Semaphore>> = BTreeMap::new();
     let mut out = Vec::new();
-    // One finding per creator family: a killed pool leaves many semaphores
-    // with random names, one problem with one fix.
-    let mut families: BTreeMap<&'static str, Vec<&Semaphore>> = BTreeMap::new();
-    for sem in snapshot
-        .shm
-        .semaphores
-        .iter()
-        .filter(|s| !s.unlinked && s.holders.is_empty())
-    {
-        match family_of(sem) {
-            Some(family) => families.entry(family).or_default().push(sem),
+    for (sem, key) in sems.iter().zip(&keys) {
+        match key {
+            Some(key) => groups.entry(key).or_default().push(sem),
             None => out.push(finding_with(snapshot, sem, &hidden)),
         }
     }
-    for sems in families.values() {
-        out.push(family_finding(snapshot, sems, &hidden));
+    for (key, members) in groups {
+        out.push(group_finding(snapshot, key, &members, &hidden));
     }
     out
 }
 
-/// The creator family whose semaphores are grouped and identified as one:
-/// libraries that name them randomly per run. A file that is not a
-/// well-formed semaphore stays on its own (its confidence differs).
+/// The semaphores `check` reports: named and mapped by no process.
+pub fn unheld(snapshot: &Snapshot) -> Vec<&Semaphore> {
+    snapshot
+        .shm
+        .semaphores
+        .iter()
+        .filter(|s| !s.unlinked && s.holders.is_empty())
+        .collect()
+}
+
+/// What gathers unheld semaphores into one finding.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GroupKey {
+    /// A library that names its semaphores randomly per run.
+    Family(&'static str),
+    /// Two or more names that differ only after their last `-`, `_` or `.`
+    /// (`app-lock-1`, `app-lock-2`): one creator's batch.
+    Prefix(Vec<u8>),
+}
+
+/// The creator family of a library that names its semaphores randomly per
+/// run. A file that is not a well-formed semaphore stays on its own (its
+/// confidence differs).
 fn family_of(sem: &Semaphore) -> Option<&'static str> {
-    if sem.value.is_none() {
-        return None;
-    }
+    sem.value?;
     Creator::infer(&sem.name).family()
 }
 
-/// What a leaked-semaphore finding is about, hashed into its id: the path
-/// where the name is stable; the creator family and directory where the
-/// library names its semaphores randomly (`mp-xxxxxxxx`, `loky-PID-…`), so
-/// a baseline made from one run matches the next run's same leak.
-pub fn subject(sem: &Semaphore, dir: &str) -> Vec<u8> {
-    match family_of(sem) {
-        Some(family) => format!("family:{family}\0{dir}").into_bytes(),
+/// `app-lock-` of `app-lock-17`: the name up to its last separator, when
+/// something follows it and the name can be shown safely.
+fn name_prefix(sem: &Semaphore) -> Option<&[u8]> {
+    if sem.value.is_none() || shell_quote(sem.path.as_bytes()).is_none() {
+        return None;
+    }
+    let name = sem.name.as_bytes();
+    let cut = name.iter().rposition(|b| matches!(b, b'-' | b'_' | b'.'))?;
+    let (prefix, rest) = name.split_at(cut + 1);
+    (prefix.len() >= 3 && !rest.is_empty()).then_some(prefix)
+}
+
+/// The group of each of `sems` (all unheld), or `None` for one reported on
+/// its own: a creator family always groups; a name prefix only when two or
+/// more of `sems` share it.
+pub fn group_keys(sems: &[&Semaphore]) -> Vec<Option<GroupKey>> {
+    let mut prefixes: HashMap<&[u8], usize> = HashMap::new();
+    for sem in sems.iter().filter(|s| family_of(s).is_none()) {
+        if let Some(prefix) = name_prefix(sem) {
+            *prefixes.entry(prefix).or_default() += 1;
+        }
+    }
+    sems.iter()
+        .map(|sem| {
+            if let Some(family) = family_of(sem) {
+                return Some(GroupKey::Family(family));
+            }
+            let prefix = name_prefix(sem)?;
+            (prefixes.get(prefix).copied().unwrap_or(0) >= 2)
+                .then(|| GroupKey::Prefix(prefix.to_vec()))
+        })
+        .collect()
+}
+
+/// The id of the finding that names a semaphore of group `key` (or, with
+/// none, the semaphore alone): for a group the family or name prefix and
+/// the directory, never the random part of names, so a baseline made from
+/// one run matches the next run's same leak; otherwise the path.
+pub fn id_for(sem: &Semaphore, key: Option<&GroupKey>, dir: &str) -> String {
+    finding_id(Kind::LeakedSemaphore, &subject(sem, key, dir))
+}
+
+/// What [`id_for`] hashes.
+pub fn subject(sem: &Semaphore, key: Option<&GroupKey>, dir: &str) -> Vec<u8> {
+    match key {
+        Some(GroupKey::Family(family)) => format!("family:{family}\0{dir}").into_bytes(),
+        Some(GroupKey::Prefix(prefix)) => {
+            [b"prefix:", prefix.as_slice(), b"\0", dir.as_bytes()].concat()
+        }
         None => sem.path.as_bytes().to_vec(),
     }
 }
 
-/// The id of the finding that names `sem` (shared with `clean`'s planner,
-/// so baselines and allowlists apply to the same things).
-pub fn id_of(sem: &Semaphore, dir: &str) -> String {
-    finding_id(Kind::LeakedSemaphore, &subject(sem, dir))
-}
-
-/// One finding for every unheld semaphore of one creator family.
-fn family_finding(snapshot: &Snapshot, sems: &[&Semaphore], hidden: &[i32]) -> Finding {
+/// One finding for every unheld semaphore of one group.
+fn group_finding(
+    snapshot: &Snapshot,
+    key: &GroupKey,
+    sems: &[&Semaphore],
+    hidden: &[i32],
+) -> Finding {
     let mut f = finding_with(snapshot, sems[0], hidden);
-    f.id = id_of(sems[0], &snapshot.shm.dir);
+    f.id = id_for(sems[0], Some(key), &snapshot.shm.dir);
     if sems.len() == 1 {
         return f;
     }
     let creator = Creator::infer(&sems[0].name);
-    f.summary = format!(
-        "{} {} semaphores are held by no process",
-        sems.len(),
-        creator.label()
-    );
+    f.summary = match key {
+        GroupKey::Family(_) => format!(
+            "{} {} semaphores are held by no process",
+            sems.len(),
+            creator.label()
+        ),
+        GroupKey::Prefix(prefix) => format!(
+            "{} semaphores named {}* are held by no process",
+            sems.len(),
+            String::from_utf8_lossy(prefix)
+        ),
+    };
     f.resources = sems.iter().map(|s| s.path.to_lossy()).collect();
     let not_certain: Vec<String> = f
         .evidence
@@ -157,7 +220,7 @@ fn loky_creators(snapshot: &Snapshot, sems: &[&Semaphore]) -> String {
     )
 }
 
-/// Leaked-semaphore findings that name the same thing (a creator family)
+/// Leaked-semaphore findings that name the same thing (a group)
 /// made into one, as `check` does: used by `run`, which builds one finding
 /// per semaphore with its own run evidence. The weakest confidence and the
 /// highest severity of the merged findings win.
@@ -551,5 +614,33 @@ mod tests {
         assert_eq!(m[0].severity, Severity::Error);
         assert_eq!(m[0].confidence, Confidence::Possible);
         assert_eq!(m[0].summary, "left (and 1 more like it)");
+    }
+
+    #[test]
+    fn names_sharing_a_prefix_are_one_finding_and_a_lone_name_stays_alone() {
+        let mut snap = snapshot();
+        snap.shm.semaphores = vec![
+            sem("app-lock-1", 1, &[]),
+            sem("app-lock-2", 2, &[]),
+            sem("app-lock-3", 3, &[100]),
+            sem("other-1", 4, &[]),
+        ];
+        snap.processes = vec![process(100, 1, "app")];
+        let f = check(&snap, &Config::default());
+        assert_eq!(f.len(), 2, "{f:#?}");
+        let group = f.iter().find(|f| f.resources.len() == 2).unwrap();
+        assert_eq!(
+            group.summary,
+            "2 semaphores named app-lock-* are held by no process"
+        );
+        let lone = f.iter().find(|f| f.resources.len() == 1).unwrap();
+        assert_eq!(
+            lone.id,
+            finding_id(Kind::LeakedSemaphore, b"/dev/shm/sem.other-1")
+        );
+        // The next batch under other numbers has the same id.
+        let mut next = snapshot();
+        next.shm.semaphores = vec![sem("app-lock-7", 7, &[]), sem("app-lock-8", 8, &[])];
+        assert_eq!(check(&next, &Config::default())[0].id, group.id);
     }
 }

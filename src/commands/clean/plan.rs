@@ -105,9 +105,12 @@ impl<'a> Index<'a> {
     fn new(snapshot: &'a Snapshot, findings: &[Finding]) -> Index<'a> {
         let mut semaphores: HashMap<String, Vec<&Semaphore>> = HashMap::new();
         if findings.iter().any(|f| f.kind == Kind::LeakedSemaphore) {
-            for s in snapshot.shm.semaphores.iter().filter(|s| !s.unlinked) {
+            // Grouped exactly as the rule grouped them, so ids agree.
+            let unheld = leaked_semaphore::unheld(snapshot);
+            let keys = leaked_semaphore::group_keys(&unheld);
+            for (s, key) in unheld.into_iter().zip(&keys) {
                 semaphores
-                    .entry(leaked_semaphore::id_of(s, &snapshot.shm.dir))
+                    .entry(leaked_semaphore::id_for(s, key.as_ref(), &snapshot.shm.dir))
                     .or_default()
                     .push(s);
             }

@@ -249,24 +249,43 @@ pub fn leaked_semaphores(
                     .into(),
             );
         }
-        f.id = blamed_id(&unheld, &after.shm.dir, held_by_leftovers, &trace);
-        out.push(f);
+        let situation = if held_by_leftovers {
+            "held by leftovers"
+        } else if trace.descendant_holder.is_none() {
+            "appeared"
+        } else {
+            ""
+        };
+        out.push((unheld, f, situation));
     }
-    leaked_semaphore::merge_same_id(out)
+    let sems: Vec<&Semaphore> = out.iter().map(|(s, _, _)| s).collect();
+    let keys = leaked_semaphore::group_keys(&sems);
+    let findings = out
+        .iter()
+        .zip(&keys)
+        .map(|((sem, f, situation), key)| {
+            let mut f = f.clone();
+            f.id = blamed_id(sem, key.as_ref(), &after.shm.dir, situation);
+            f
+        })
+        .collect();
+    leaked_semaphore::merge_same_id(findings)
 }
 
 /// The id of a blamed semaphore's finding: a scan's id (so one baseline
-/// serves both), except that a creator family's semaphores in different
-/// situations get distinct ids, so one finding never says both "held by a
-/// leftover" and "held by no process".
-fn blamed_id(sem: &Semaphore, dir: &str, held_by_leftovers: bool, trace: &SemTrace) -> String {
-    let mut subject = leaked_semaphore::subject(sem, dir);
-    if subject.starts_with(b"family:") {
-        if held_by_leftovers {
-            subject.extend_from_slice(b"\0held by leftovers");
-        } else if trace.descendant_holder.is_none() {
-            subject.extend_from_slice(b"\0appeared");
-        }
+/// serves both), except that a group's semaphores in different situations
+/// get distinct ids, so one finding never says both "held by a leftover"
+/// and "held by no process".
+fn blamed_id(
+    sem: &Semaphore,
+    key: Option<&leaked_semaphore::GroupKey>,
+    dir: &str,
+    situation: &str,
+) -> String {
+    let mut subject = leaked_semaphore::subject(sem, key, dir);
+    if key.is_some() && !situation.is_empty() {
+        subject.push(0);
+        subject.extend_from_slice(situation.as_bytes());
     }
     finding_id(Kind::LeakedSemaphore, &subject)
 }
