@@ -227,15 +227,16 @@ fn loky_creators(snapshot: &Snapshot, sems: &[&Semaphore]) -> String {
 pub fn merge_same_id(findings: Vec<Finding>) -> Vec<Finding> {
     let mut out: Vec<Finding> = Vec::with_capacity(findings.len());
     let mut at: HashMap<String, usize> = HashMap::new();
-    let mut merged: HashMap<usize, usize> = HashMap::new();
+    let mut members: Vec<usize> = Vec::new();
     for f in findings {
         let Some(&i) = at.get(&f.id) else {
             at.insert(f.id.clone(), out.len());
             out.push(f);
+            members.push(1);
             continue;
         };
         let into = &mut out[i];
-        *merged.entry(i).or_insert(1) += 1;
+        members[i] += 1;
         into.severity = into.severity.max(f.severity);
         into.confidence = into.confidence.min(f.confidence);
         into.resources.extend(f.resources);
@@ -244,18 +245,41 @@ pub fn merge_same_id(findings: Vec<Finding>) -> Vec<Finding> {
                 into.pids.push(pid);
             }
         }
-        for line in f.evidence {
-            if !into.evidence.contains(&line) {
-                into.evidence.push(line);
-            }
-        }
+        // Only what every member says holds for the group (inodes and
+        // values differ per semaphore).
+        into.evidence.retain(|line| f.evidence.contains(line));
         into.cleanup.extend(f.cleanup);
     }
-    for (i, n) in merged {
-        let f = &mut out[i];
-        f.summary = format!("{} (and {} more like it)", f.summary, n - 1);
+    for (f, n) in out.iter_mut().zip(members) {
+        if n < 2 {
+            continue;
+        }
+        f.summary = plural_summary(&f.summary, n);
+        f.evidence.insert(
+            0,
+            format!("{n} semaphores; none is mapped by any process (matched by device and inode)"),
+        );
     }
     out
+}
+
+/// "semaphore mp-x was left by …" for one, "5 semaphores were left by …"
+/// for a group.
+fn plural_summary(one: &str, n: usize) -> String {
+    let rest = one
+        .strip_prefix("semaphore ")
+        .and_then(|r| r.split_once(' ').map(|(_, rest)| rest));
+    match rest {
+        Some(rest) => {
+            let rest = match rest.split_once(' ') {
+                Some(("was", tail)) => format!("were {tail}"),
+                Some(("is", tail)) => format!("are {tail}"),
+                _ => rest.to_string(),
+            };
+            format!("{n} semaphores {rest}")
+        }
+        None => format!("{one} (and {} more like it)", n - 1),
+    }
 }
 
 /// Pids that were not inspected and so could have any semaphore mapped.
@@ -335,10 +359,11 @@ fn finding_with(snapshot: &Snapshot, sem: &Semaphore, hidden: &[i32]) -> Finding
     if !hidden.is_empty() {
         let shown: Vec<String> = hidden.iter().take(10).map(|p| p.to_string()).collect();
         f.evidence.push(format!(
-            "not certain: {} uninspected process(es) could hold it, whatever their uid (pids {}{}); run as root for a complete view",
+            "not certain: {} uninspected process(es) could hold it, whatever their uid (pids {}{}); {}",
             hidden.len(),
             shown.join(", "),
-            if hidden.len() > 10 { ", …" } else { "" }
+            if hidden.len() > 10 { ", …" } else { "" },
+            super::view_advice(snapshot)
         ));
     }
     if snapshot.visibility.nested_pid_namespace {
@@ -597,9 +622,12 @@ mod tests {
             Confidence::Certain,
         );
         a.resources = vec!["/a".into()];
-        a.summary = "left".into();
+        a.summary = "semaphore mp-a was left by the command, held by no process".into();
+        a.evidence = vec!["appeared while the command ran".into(), "inode 1".into()];
         let mut b = a.clone();
         b.resources = vec!["/b".into()];
+        b.evidence = vec!["appeared while the command ran".into(), "inode 2".into()];
+        b.evidence = vec!["appeared while the command ran".into(), "inode 2".into()];
         b.severity = Severity::Error;
         b.confidence = Confidence::Possible;
         let other = Finding::new(
@@ -613,7 +641,12 @@ mod tests {
         assert_eq!(m[0].resources, vec!["/a", "/b"]);
         assert_eq!(m[0].severity, Severity::Error);
         assert_eq!(m[0].confidence, Confidence::Possible);
-        assert_eq!(m[0].summary, "left (and 1 more like it)");
+        assert_eq!(
+            m[0].summary,
+            "2 semaphores were left by the command, held by no process"
+        );
+        assert_eq!(m[0].evidence.len(), 2, "{:?}", m[0].evidence);
+        assert_eq!(m[0].evidence[1], "appeared while the command ran");
     }
 
     #[test]

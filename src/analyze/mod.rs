@@ -247,6 +247,25 @@ pub fn sort_findings(findings: &mut [Finding]) {
     });
 }
 
+/// What would widen an incomplete view. Never "run as root" to root: there
+/// the limit is something else, and the first skipped process's reason
+/// shows what.
+pub fn view_advice(snapshot: &Snapshot) -> String {
+    if snapshot.host.collector_uid != 0 {
+        return "run as root for a complete view".into();
+    }
+    let first = snapshot
+        .visibility
+        .skipped
+        .first()
+        .map(|s| format!(" (pid {}: {})", s.pid, s.reason))
+        .unwrap_or_default();
+    format!(
+        "semleak already runs as root, so something else hides them{first}: a missing \
+         CAP_SYS_PTRACE, a security module (AppArmor, SELinux, Yama) or a sandbox"
+    )
+}
+
 /// "pid 123 (python3 worker.py --x)": a process as people recognise it.
 /// The command line is cut to 120 characters.
 pub fn process_label(snapshot: &Snapshot, pid: i32) -> String {
@@ -409,5 +428,18 @@ mod tests {
             assert_eq!(Kind::parse(k.as_str()), Some(k));
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
         }
+    }
+
+    #[test]
+    fn root_is_never_told_to_run_as_root() {
+        let mut snap = crate::analyze::testing::snapshot();
+        crate::analyze::testing::skip(&mut snap, 1, Some(0));
+        snap.host.collector_uid = 1000;
+        assert_eq!(view_advice(&snap), "run as root for a complete view");
+        snap.host.collector_uid = 0;
+        let advice = view_advice(&snap);
+        assert!(!advice.contains("run as root"), "{advice}");
+        assert!(advice.contains("CAP_SYS_PTRACE"), "{advice}");
+        assert!(advice.contains("pid 1:"), "{advice}");
     }
 }

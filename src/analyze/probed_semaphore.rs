@@ -66,10 +66,11 @@ fn finding(snapshot: &Snapshot, sem: &ProbedSemaphore) -> Finding {
     if !hidden.is_empty() {
         let pids: Vec<String> = hidden.iter().take(10).map(|s| s.pid.to_string()).collect();
         f.evidence.push(format!(
-            "not certain: {} process(es) could not be inspected (pids {}{}); run as root for a complete view",
+            "not certain: {} process(es) could not be inspected (pids {}{}); {}",
             hidden.len(),
             pids.join(", "),
-            if hidden.len() > 10 { ", …" } else { "" }
+            if hidden.len() > 10 { ", …" } else { "" },
+            crate::analyze::view_advice(snapshot)
         ));
     }
     f.evidence.push(

@@ -355,11 +355,7 @@ fn visibility_lines(report: &Report, width: usize) -> String {
             ));
         }
         if v.skipped.len() > 5 {
-            let _ = writeln!(
-                out,
-                "  … {} more; run as root to see every process",
-                v.skipped.len() - 5
-            );
+            let _ = writeln!(out, "  … {} more (see --format json)", v.skipped.len() - 5);
         }
         for n in &v.notes {
             out.push_str(&wrap(&term(n), width, "  ", "    "));

@@ -238,10 +238,11 @@ fn finding(
             "the other end"
         };
         f.evidence.push(format!(
-            "not certain: {} process(es) could not be inspected and might still hold {other_end} (pids {}{}); run as root for a complete view",
+            "not certain: {} process(es) could not be inspected and might still hold {other_end} (pids {}{}); {}",
             hidden.len(),
             shown.join(", "),
-            if hidden.len() > 10 { ", …" } else { "" }
+            if hidden.len() > 10 { ", …" } else { "" },
+            crate::analyze::view_advice(snapshot)
         ));
     }
     if let Some(o) = members.iter().find(|o| {
