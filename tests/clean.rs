@@ -512,3 +512,106 @@ fn table_output_says_dry_run() {
     assert!(text.contains("sem.mp-table001"), "{text}");
     assert!(dir.path().join("sem.mp-table001").exists());
 }
+
+/// A spawn `ProcessPoolExecutor` whose workers take 30 s to drain on
+/// SIGTERM; prints its resource tracker's pid, its workers' pids and its
+/// semaphores' names, then its main process dies.
+const PY_POOL_THEN_DIE: &str = r#"
+import multiprocessing as mp, multiprocessing.synchronize as sync, os, signal, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import resource_tracker
+
+names = []
+_init = sync.SemLock.__init__
+def _recording_init(self, *a, **k):
+    _init(self, *a, **k)
+    names.append(self._semlock.name.lstrip("/"))
+sync.SemLock.__init__ = _recording_init
+
+def _drain_slowly(*_):
+    time.sleep(30)
+    os._exit(0)
+
+def init():
+    signal.signal(signal.SIGTERM, _drain_slowly)
+
+def hang():
+    time.sleep(600)
+
+if __name__ == "__main__":
+    ex = ProcessPoolExecutor(2, mp_context=mp.get_context("spawn"), initializer=init)
+    assert list(ex.map(abs, [-1, -2, -3])) == [1, 2, 3]
+    ex.submit(hang); ex.submit(hang)  # both workers busy when the main process dies
+    time.sleep(0.5)
+    print(resource_tracker._resource_tracker._pid, flush=True)
+    print(" ".join(str(p) for p in ex._processes), flush=True)
+    print(" ".join(names), flush=True)
+    os._exit(0)
+"#;
+
+#[test]
+fn orphaned_pool_workers_go_first_and_their_tracker_unlinks_before_exiting() {
+    let dir = private_dir();
+    let script = dir.path().join("pool.py");
+    fs::write(&script, PY_POOL_THEN_DIE).unwrap();
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(&script);
+    let mut parent = spawn(cmd);
+    let tracker: i32 = parent.read_line().parse().expect("tracker pid");
+    parent.also_kill(tracker);
+    let workers: Vec<i32> = parent
+        .read_line()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    for &w in &workers {
+        parent.also_kill(w);
+    }
+    let names: Vec<String> = parent
+        .read_line()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    // The pool's own semaphores, named by the program: exactly those are
+    // removed at the end whatever happens.
+    struct CreatedByUs(Vec<String>);
+    impl Drop for CreatedByUs {
+        fn drop(&mut self) {
+            for n in &self.0 {
+                let _ = fs::remove_file(format!("/dev/shm/sem.{n}"));
+            }
+        }
+    }
+    let _cleanup = CreatedByUs(names.clone());
+    assert!(
+        !names.is_empty() && workers.len() == 2,
+        "{names:?} {workers:?}"
+    );
+    parent.child.wait().unwrap();
+
+    let snap = collect_private(dir.path());
+    let mut pids = workers.clone();
+    pids.push(tracker);
+    let findings = vec![orphan_finding(&pids)];
+    let opts = CleanOptions {
+        invoking_uid: snap.host.collector_uid,
+        orphans: true,
+        ..CleanOptions::default()
+    };
+    let mut plan = clean::plan(&snap, &findings, &opts);
+    assert_eq!(plan.summary.planned, 3, "{:#?}", plan.actions);
+    clean::execute(&mut plan, &env_for(dir.path(), Duration::from_secs(1)));
+    let tracker_action = plan.actions.iter().find(|a| a.pids == [tracker]).unwrap();
+    let outcome = tracker_action.outcome.join("; ");
+    assert_eq!(tracker_action.status, Status::Done, "{outcome}");
+    assert!(outcome.contains("exited by itself"), "{outcome}");
+    for w in &workers {
+        let a = plan.actions.iter().find(|a| a.pids == [*w]).unwrap();
+        assert!(a.outcome.join("; ").contains("SIGKILL"), "{:?}", a.outcome);
+    }
+    let left: Vec<&String> = names
+        .iter()
+        .filter(|n| Path::new(&format!("/dev/shm/sem.{n}")).exists())
+        .collect();
+    assert!(left.is_empty(), "semaphores stranded: {left:?}");
+}

@@ -452,3 +452,133 @@ fn baseline_of_a_multiprocessing_leak_matches_the_next_runs_leak() {
     assert!(second["suppressed"]["baseline"].as_u64().unwrap() >= 1);
     drop(guards);
 }
+
+/// A `ProcessPoolExecutor` (spawn) whose main process dies while its
+/// workers take 30 s to drain on SIGTERM; writes the names of the
+/// semaphores it created to argv[1].
+const PY_SLOW_DRAINING_POOL: &str = r#"
+import multiprocessing as mp, multiprocessing.synchronize as sync, os, signal, sys, time
+from concurrent.futures import ProcessPoolExecutor
+
+names = []
+_init = sync.SemLock.__init__
+def _recording_init(self, *a, **k):
+    _init(self, *a, **k)
+    names.append(self._semlock.name.lstrip("/"))
+sync.SemLock.__init__ = _recording_init
+
+def _drain_slowly(*_):
+    time.sleep(30)
+    os._exit(0)
+
+def init():
+    signal.signal(signal.SIGTERM, _drain_slowly)
+
+if __name__ == "__main__":
+    ex = ProcessPoolExecutor(2, mp_context=mp.get_context("spawn"), initializer=init)
+    assert list(ex.map(abs, [-1, -2, -3])) == [1, 2, 3]
+    with open(sys.argv[1] + ".tmp", "w") as f:
+        f.write(" ".join(names))
+    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+    os._exit(0)  # the main process dies; workers and the tracker are left
+"#;
+
+/// The same pool with loky (joblib's backend) and its own resource tracker.
+const PY_SLOW_DRAINING_LOKY: &str = r#"
+import os, signal, sys, time
+import loky.backend.synchronize as sync
+from loky import get_reusable_executor
+
+names = []
+_init = sync.SemLock.__init__
+def _recording_init(self, *a, **k):
+    _init(self, *a, **k)
+    names.append(self._semlock.name.lstrip("/"))
+sync.SemLock.__init__ = _recording_init
+
+def _drain_slowly(*_):
+    time.sleep(30)
+    os._exit(0)
+
+def init():
+    signal.signal(signal.SIGTERM, _drain_slowly)
+
+if __name__ == "__main__":
+    ex = get_reusable_executor(max_workers=2, initializer=init)
+    assert list(ex.map(abs, [-1, -2, -3])) == [1, 2, 3]
+    with open(sys.argv[1] + ".tmp", "w") as f:
+        f.write(" ".join(names))
+    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+    os._exit(0)
+"#;
+
+/// Runs `script` under `semleak run` with workers that drain too slowly
+/// for `--kill-after`, and checks that every semaphore the pool made was
+/// unlinked by its resource tracker (which a KILL with the workers would
+/// have prevented) and none is blamed.
+fn tracker_outlives_its_workers(python: &str, script_text: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("pool.py");
+    std::fs::write(&script, script_text).unwrap();
+    let names_file = dir.path().join("names");
+    // The pool's semaphores, named by the program itself: exactly those are
+    // removed at the end whatever happens.
+    struct CreatedByUs(std::path::PathBuf);
+    impl Drop for CreatedByUs {
+        fn drop(&mut self) {
+            for n in std::fs::read_to_string(&self.0)
+                .unwrap_or_default()
+                .split_whitespace()
+            {
+                let _ = std::fs::remove_file(sem_path(n));
+            }
+        }
+    }
+    let _cleanup = CreatedByUs(names_file.clone());
+    let (code, report, out) = run_gate(
+        dir.path(),
+        &["--grace", "0s", "--kill-after", "1s"],
+        &[
+            python,
+            script.to_str().unwrap(),
+            names_file.to_str().unwrap(),
+        ],
+    );
+    let names: Vec<String> = std::fs::read_to_string(&names_file)
+        .unwrap_or_else(|e| panic!("no names ({e}); stderr: {}", stderr(&out)))
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert!(!names.is_empty(), "the pool made no semaphores?");
+    let left: Vec<&String> = names
+        .iter()
+        .filter(|n| Path::new(&sem_path(n)).exists())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the resource tracker was killed before it unlinked {left:?}; stderr: {}",
+        stderr(&out)
+    );
+    for n in &names {
+        assert!(leaked(&report, n).is_none(), "{n} blamed: {report:#}");
+    }
+    // The workers were leftovers (and killed); the gate still fails.
+    assert_eq!(code, 1, "stderr: {}", stderr(&out));
+    assert!(
+        report["run"]["leftovers"].as_u64().unwrap() >= 2,
+        "{report:#}"
+    );
+}
+
+#[test]
+fn terminating_leftovers_never_kills_the_resource_tracker_before_it_unlinks() {
+    tracker_outlives_its_workers("python3", PY_SLOW_DRAINING_POOL);
+}
+
+#[test]
+fn terminating_loky_leftovers_never_kills_its_resource_tracker_first() {
+    let Some(python) = common::pyenv::venv_python() else {
+        return; // venv_python said why, loudly (and fails under CI)
+    };
+    tracker_outlives_its_workers(python.to_str().unwrap(), PY_SLOW_DRAINING_LOKY);
+}

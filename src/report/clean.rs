@@ -66,6 +66,9 @@ pub enum Op {
     Terminate {
         pid: i32,
         start_ticks: u64,
+        /// A resource tracker: signalled only if it does not exit by itself
+        /// once the workers it serves are gone.
+        tracker: bool,
     },
     Nudge {
         pid: i32,

@@ -280,9 +280,46 @@ fn adopted_by(snapshot: &Snapshot, adopter: &Adopter) -> String {
     }
 }
 
+/// A multiprocessing or loky resource tracker: the process that unlinks a
+/// pool's semaphores once its clients are gone. It ignores SIGTERM and
+/// SIGINT and exits by itself at EOF on its pipe, so it is never signalled
+/// with the workers: killing it first strands every semaphore it tracks.
+pub fn is_resource_tracker(cmdline: &str) -> bool {
+    cmdline.contains("resource_tracker import main")
+        || cmdline.contains("semaphore_tracker import main")
+}
+
 /// TERM then KILL: the whole process group when every live member of it is
 /// an orphan (and it is not semleak's own group), else pid by pid.
 fn cleanup(snapshot: &Snapshot, pgrp: i32, pids: &[i32]) -> Vec<String> {
+    let (trackers, workers): (Vec<i32>, Vec<i32>) = pids.iter().partition(|pid| {
+        snapshot
+            .processes
+            .iter()
+            .find(|p| p.pid == **pid)
+            .is_some_and(|p| is_resource_tracker(&super::process_tree::command_text(p)))
+    });
+    if trackers.is_empty() {
+        return signal_lines(snapshot, pgrp, pids);
+    }
+    // Workers first; the tracker unlinks their semaphores and exits once
+    // they are gone, and is killed only if it does not.
+    let mut lines = if workers.is_empty() {
+        Vec::new()
+    } else {
+        signal_lines(snapshot, -1, &workers)
+    };
+    let trackers: Vec<String> = trackers.iter().map(i32::to_string).collect();
+    lines.push(format!(
+        "sleep {TERM_GRACE_SECS}; kill -KILL {}  # only if still running: the resource tracker exits by itself once its workers are gone, after unlinking their semaphores",
+        trackers.join(" ")
+    ));
+    lines
+}
+
+/// TERM then KILL `pids`, as the whole group `pgrp` where that is exactly
+/// them (`pgrp` -1: never as a group).
+fn signal_lines(snapshot: &Snapshot, pgrp: i32, pids: &[i32]) -> Vec<String> {
     let collector_pgrp = snapshot
         .processes
         .iter()
@@ -410,9 +447,15 @@ mod tests {
         assert!(ev.contains("read end of pipe:[9000] (fd 7)"), "{ev}");
         // The tracker's pipe still has writers (the workers): not dangling.
         assert!(!ev.contains("pipe:[9100]"), "{ev}");
-        assert_eq!(
-            f.cleanup,
-            vec!["kill -TERM -- -200", "sleep 5; kill -KILL -- -200"]
+        // Workers first, by pid (a group signal would reach the tracker);
+        // the tracker only if it does not exit by itself after them.
+        assert_eq!(f.cleanup.len(), 3, "{:?}", f.cleanup);
+        assert_eq!(f.cleanup[0], "kill -TERM 201 202");
+        assert_eq!(f.cleanup[1], "sleep 5; kill -KILL 201 202");
+        assert!(
+            f.cleanup[2].starts_with("sleep 5; kill -KILL 203  # only if still running"),
+            "{}",
+            f.cleanup[2]
         );
         assert!(f.recommendation.contains("PR_SET_PDEATHSIG"));
     }
@@ -439,9 +482,10 @@ mod tests {
         snap.processes.push(leader);
         let f = &check(&snap, &Config::default())[0];
         assert_eq!(
-            f.cleanup,
-            vec!["kill -TERM 201 202 203", "sleep 5; kill -KILL 201 202 203"]
+            f.cleanup[..2],
+            ["kill -TERM 201 202", "sleep 5; kill -KILL 201 202"]
         );
+        assert!(f.cleanup[2].contains("kill -KILL 203"));
         assert!(!f.summary.contains("gone"));
     }
 

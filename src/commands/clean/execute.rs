@@ -137,14 +137,65 @@ fn describe_signal_failure(out: SignalOutcome, signal: Signal) -> (Status, Strin
     }
 }
 
+/// How long resource trackers get to exit by themselves once the workers
+/// are gone, at least (`--kill-after` when longer).
+const TRACKER_WAIT: Duration = Duration::from_secs(5);
+
+/// Workers first; then resource trackers, which unlink the workers'
+/// semaphores and exit by themselves once the workers are gone (they ignore
+/// SIGTERM): only those still running after that are signalled.
 fn execute_terminations(plan: &mut Plan, env: &ExecEnv) {
+    terminate_ladder(plan, env, false);
+    let trackers: Vec<(usize, i32, u64)> = plan
+        .actions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| match a.op {
+            Op::Terminate {
+                pid,
+                start_ticks,
+                tracker: true,
+            } if a.status == Status::Planned => Some((i, pid, start_ticks)),
+            _ => None,
+        })
+        .collect();
+    if trackers.is_empty() {
+        return;
+    }
+    let ended = |pid, ticks| control::has_ended(&env.proc_root, pid, ticks);
+    let started = Instant::now();
+    let wait = env.kill_after.max(TRACKER_WAIT);
+    while started.elapsed() < wait && !trackers.iter().all(|&(_, p, t)| ended(p, t)) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (i, pid, ticks) in trackers {
+        if ended(pid, ticks) {
+            let a = &mut plan.actions[i];
+            a.status = Status::Done;
+            a.outcome.push(format!(
+                "exited by itself within {} of its workers' end (it unlinks what they left)",
+                fmt_duration(started.elapsed().min(wait))
+            ));
+        }
+    }
+    terminate_ladder(plan, env, true);
+}
+
+/// SIGTERM every planned termination of trackers (or of the others), wait
+/// one shared `--kill-after`, SIGKILL the rest.
+fn terminate_ladder(plan: &mut Plan, env: &ExecEnv, trackers: bool) {
     // Every target gets SIGTERM first, so they all share one --kill-after window.
     let mut waiting: Vec<(usize, i32, u64)> = Vec::new();
     for (i, a) in plan.actions.iter_mut().enumerate() {
-        let Op::Terminate { pid, start_ticks } = a.op else {
+        let Op::Terminate {
+            pid,
+            start_ticks,
+            tracker,
+        } = a.op
+        else {
             continue;
         };
-        if a.status != Status::Planned {
+        if a.status != Status::Planned || tracker != trackers {
             continue;
         }
         match control::signal_same_process(&env.proc_root, pid, start_ticks, Signal::Term) {

@@ -375,14 +375,28 @@ fn plan_orphans(
             ));
             continue;
         }
-        a.why = format!(
-            "orphaned worker (parent pid {}, {} verdict): SIGTERM, then SIGKILL if it outlives --kill-after",
-            p.ppid,
-            f.confidence.as_str()
+        let tracker = crate::analyze::orphan::is_resource_tracker(
+            &crate::analyze::process_tree::command_text(p),
         );
+        a.why = if tracker {
+            format!(
+                "orphaned resource tracker (parent pid {}, {} verdict): given time to unlink its \
+                 workers' semaphores and exit by itself once they are gone, then SIGTERM and \
+                 SIGKILL",
+                p.ppid,
+                f.confidence.as_str()
+            )
+        } else {
+            format!(
+                "orphaned worker (parent pid {}, {} verdict): SIGTERM, then SIGKILL if it outlives --kill-after",
+                p.ppid,
+                f.confidence.as_str()
+            )
+        };
         a.op = Op::Terminate {
             pid,
             start_ticks: p.start_ticks,
+            tracker,
         };
         out.push(a);
     }
@@ -645,7 +659,8 @@ mod tests {
             p.actions[0].op,
             Op::Terminate {
                 pid: 300,
-                start_ticks: 1300
+                start_ticks: 1300,
+                tracker: false
             }
         );
         assert_eq!(p.actions[1].status, Status::Skipped);

@@ -342,8 +342,46 @@ impl Gate<'_> {
         }
     }
 
-    /// TERM the leftovers, wait up to `--kill-after` for them, KILL the rest.
+    /// TERM the leftovers, wait up to `--kill-after` for them, KILL the
+    /// rest. Resource trackers are not signalled with them: they unlink the
+    /// workers' semaphores and exit by themselves once the workers are gone
+    /// (waited for up to `--kill-after`, at least TRACKER_WAIT), and only
+    /// then are stragglers killed.
     pub(super) fn terminate(&mut self, left: &[(i32, u64)]) -> HashMap<i32, Fate> {
+        let (trackers, workers): (Vec<_>, Vec<_>) = left.iter().partition(|(pid, _)| {
+            let cmdline = self
+                .cmdlines
+                .get(pid)
+                .cloned()
+                .unwrap_or_else(|| cmdline_label(&self.opts.proc_root, *pid));
+            analyze::orphan::is_resource_tracker(&cmdline)
+        });
+        let mut fates = self.term_then_kill(&workers);
+        if trackers.is_empty() {
+            return fates;
+        }
+        let root = self.opts.proc_root.clone();
+        let deadline = Instant::now() + self.args.kill_after.max(TRACKER_WAIT);
+        let mut waiting = trackers;
+        loop {
+            let _ = self.reap();
+            waiting.retain(|&(pid, start)| {
+                let alive = control::is_same_live_process(&root, pid, start);
+                if !alive {
+                    fates.insert(pid, Fate::ExitedOnItsOwn);
+                }
+                alive
+            });
+            if waiting.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            let _ = self.wait_reaped(TICK);
+        }
+        fates.extend(self.term_then_kill(&waiting));
+        fates
+    }
+
+    fn term_then_kill(&mut self, left: &[(i32, u64)]) -> HashMap<i32, Fate> {
         let root = &self.opts.proc_root.clone();
         let mut fates = HashMap::new();
         let mut waiting = Vec::new();
@@ -458,6 +496,10 @@ fn test_hook_slow_sample() {
         std::thread::sleep(Duration::from_millis(ms));
     }
 }
+
+/// How long resource trackers get to exit by themselves once the workers
+/// are gone, at least (`--kill-after` when longer).
+const TRACKER_WAIT: Duration = Duration::from_secs(5);
 
 /// The most of one core the gate's samples may use while the command runs
 /// (the rest of a 5% budget goes to reaping and watching for semaphores).

@@ -160,9 +160,31 @@ pub fn run(args: &RunArgs, ui: &Ui) -> Result<i32, AppError> {
         .iter()
         .map(|(k, (_, t))| (*k, t.clone()))
         .collect();
+    // After the leftovers are gone (and their resource trackers have
+    // unlinked what they track), look again: the report describes that
+    // moment, and blames only what is still there.
+    let after_cleanup = if args.keep_leftovers || left.is_empty() {
+        None
+    } else {
+        let opts = CollectOptions {
+            sample_window: Duration::ZERO,
+            ..gate.opts.clone()
+        };
+        match semleak_platform::collect(&opts) {
+            Ok(snap) => Some(snap),
+            Err(e) => {
+                gate.notes.push(format!(
+                    "the scan after terminating the leftovers failed ({e}); semaphores are \
+                     judged from the scan before"
+                ));
+                None
+            }
+        }
+    };
+    let sem_snapshot = after_cleanup.as_ref().unwrap_or(&last);
     findings.extend(blame::leaked_semaphores(
         &gate.before,
-        &last,
+        sem_snapshot,
         &traces,
         &left_pids,
     ));
@@ -197,7 +219,7 @@ pub fn run(args: &RunArgs, ui: &Ui) -> Result<i32, AppError> {
     let (findings, suppressed) = suppressor.apply(findings, &lookup);
 
     let status = gate.cmd_status.unwrap_or(WaitStatus::Exited(0));
-    let mut report = Report::new("run", &last, findings);
+    let mut report = Report::new("run", sem_snapshot, findings);
     report.started_at = crate::report::rfc3339_ms(gate.before.taken_at_ms);
     report.duration_ms = started.elapsed().as_millis() as u64;
     report.suppressed = suppressed;
