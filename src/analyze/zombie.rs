@@ -180,17 +180,39 @@ fn finding(
     } else {
         f.recommendation = RECOMMENDATION.to_string();
     }
+    let nudge = sigchld_nudge_can_help(parent);
     if parent.pid > 1 && !is_namespace_init(parent) {
-        f.cleanup = vec![
-            format!("kill -CHLD {ppid}  # prompts a SIGCHLD handler to reap; harmless otherwise"),
-            format!("kill -TERM {ppid}  # ends the parent; init adopts and reaps the zombies"),
-        ];
-    } else {
+        f.cleanup = Vec::new();
+        if nudge {
+            f.cleanup.push(format!(
+                "kill -CHLD {ppid}  # prompts a SIGCHLD handler to reap; harmless otherwise"
+            ));
+        }
+        f.cleanup.push(format!(
+            "kill -TERM {ppid}  # ends the parent; init adopts and reaps the zombies"
+        ));
+    } else if nudge {
         f.cleanup = vec![format!(
             "kill -CHLD {ppid}  # prompts a SIGCHLD handler to reap; restart the container or service to clear the rest"
         )];
+    } else {
+        f.cleanup = vec![format!(
+            "# no signal helps: pid {ppid} does not handle SIGCHLD; restart the container or service to clear them"
+        )];
     }
     f
+}
+
+/// Whether SIGCHLD can make `parent` reap: only a handler reaps on it. A
+/// parent that ignores it, or leaves it at the default, is unmoved (unknown
+/// dispositions count as possible).
+pub fn sigchld_nudge_can_help(parent: &Process) -> bool {
+    match (parent.sig_caught, parent.sig_ignored) {
+        (Some(caught), _) if caught & SIGCHLD_BIT != 0 => true,
+        (Some(_), Some(_)) => false,
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
 }
 
 const RECOMMENDATION: &str = "The parent must reap its children: call waitpid for each one (a non-blocking waitpid(-1, WNOHANG) loop on every dispatch tick or in the SIGCHLD handler; in Python, Popen.wait()/poll() for every Popen). A zombie cannot be killed: signalling the parent so it reaps, or restarting it, clears them.";
@@ -250,11 +272,14 @@ mod tests {
         );
         assert!(ev.contains("6 of them led their own session"), "{ev}");
         assert!(f.recommendation.contains("waitpid(-1, WNOHANG)"));
-        assert_eq!(
-            f.cleanup[0],
-            "kill -CHLD 500  # prompts a SIGCHLD handler to reap; harmless otherwise"
+        // It neither catches nor ignores SIGCHLD: a nudge cannot help, so none
+        // is suggested.
+        assert!(
+            f.cleanup.iter().all(|l| !l.contains("-CHLD")),
+            "{:?}",
+            f.cleanup
         );
-        assert!(f.cleanup[1].starts_with("kill -TERM 500"));
+        assert!(f.cleanup[0].starts_with("kill -TERM 500"));
     }
 
     #[test]
@@ -309,6 +334,11 @@ mod tests {
         snap.processes[1].sig_caught = Some(SIGCHLD_BIT);
         let f = check(&snap, &Config::default());
         assert!(f[0].evidence.iter().any(|e| e.contains("catches SIGCHLD")));
+        assert!(
+            f[0].cleanup[0].starts_with("kill -CHLD 500"),
+            "{:?}",
+            f[0].cleanup
+        );
         snap.processes[1].sig_caught = Some(0);
         snap.processes[1].sig_ignored = Some(SIGCHLD_BIT);
         let f = check(&snap, &Config::default());

@@ -438,6 +438,15 @@ fn plan_zombies(
     if let Err(why) = owner_check(opts, p.uid, "the parent") {
         return Some(skipped(a, format!("{reaper}; {why}")));
     }
+    if !crate::analyze::zombie::sigchld_nudge_can_help(p) {
+        return Some(skipped(
+            a,
+            format!(
+                "{reaper}; it neither catches SIGCHLD nor reaps on it (ignored or default), \
+                 so a nudge cannot help: restart it"
+            ),
+        ));
+    }
     a.action = ActionKind::NudgeParent;
     a.why = format!(
         "{n} zombie(s) wait for their parent to reap them: SIGCHLD asks it to \
@@ -818,6 +827,15 @@ mod tests {
                 start_ticks: 1400
             }
         );
+
+        // A parent known to leave SIGCHLD at its default gets no nudge.
+        let mut snap = snap;
+        snap.processes[0].sig_caught = Some(0);
+        snap.processes[0].sig_ignored = Some(0);
+        let p = plan(&snap, &findings, &o);
+        let a = &p.actions[0];
+        assert_eq!(a.status, Status::Skipped);
+        assert!(a.why.contains("a nudge cannot help"), "{}", a.why);
     }
 
     #[test]
