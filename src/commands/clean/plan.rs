@@ -829,7 +829,6 @@ mod tests {
         );
 
         // A parent known to leave SIGCHLD at its default gets no nudge.
-        let mut snap = snap;
         snap.processes[0].sig_caught = Some(0);
         snap.processes[0].sig_ignored = Some(0);
         let p = plan(&snap, &findings, &o);
