@@ -11,6 +11,7 @@ use std::time::Duration;
 use globset::{Candidate, GlobSet};
 use semleak_platform::{Process, RawName, Semaphore, Snapshot};
 
+use crate::analyze::creator::Creator;
 use crate::analyze::{
     human_age, human_age_ago, leaked_semaphore, process_label_of, Confidence, Finding, Kind,
 };
@@ -241,41 +242,47 @@ fn plan_semaphore(
             format!("still held by pid(s) {:?}", sem.holders),
         ));
     }
+    // Every reason that applies, at once: fixing one should not reveal
+    // the next.
+    let mut reasons: Vec<String> = Vec::new();
     match f.confidence {
         Confidence::Certain => {}
         Confidence::Likely if opts.allow_incomplete => {}
-        Confidence::Likely => {
-            return Some(skipped(
-                a,
-                "leak is only likely: processes that could hold it were not inspected \
-                 (see the visibility note; --allow-incomplete accepts that)"
-                    .into(),
-            ))
-        }
-        Confidence::Possible => {
-            return Some(skipped(
-                a,
-                "not a well-formed glibc semaphore: semleak does not remove it; check it by hand"
-                    .into(),
-            ))
-        }
+        Confidence::Likely => reasons.push(
+            "leak is only likely: processes that could hold it were not inspected \
+             (see the visibility note; --allow-incomplete accepts that)"
+                .into(),
+        ),
+        Confidence::Possible => reasons.push(
+            "not a well-formed glibc semaphore: semleak does not remove it; check it by hand"
+                .into(),
+        ),
     }
     if let Err(why) = owner_check(opts, Some(sem.meta.uid), "it") {
-        return Some(skipped(a, why));
+        reasons.push(why);
     }
     // Linking the final name changes ctime, writes change mtime: the newer
     // of the two is the last sign of life.
     let last_change = sem.meta.modified_at.max(sem.meta.changed_at);
     let age = crate::analyze::age_secs(snapshot, last_change);
-    if age < 0 || (age as u64) < opts.min_age.as_secs() {
-        return Some(skipped(
-            a,
-            format!(
-                "last changed {}, younger than --min-age {}s (its creator may be about to use it)",
-                human_age_ago(age, last_change),
-                opts.min_age.as_secs()
-            ),
+    // A loky name carries its creator's pid: with that process gone, nobody
+    // is about to use the semaphore, however young it is.
+    let creator_gone = match Creator::infer(&sem.name) {
+        Creator::Loky { pid } => snapshot
+            .processes
+            .iter()
+            .all(|p| p.pid != pid || p.is_zombie()),
+        _ => false,
+    };
+    if (age < 0 || (age as u64) < opts.min_age.as_secs()) && !creator_gone {
+        reasons.push(format!(
+            "last changed {}, younger than --min-age {}s (its creator may be about to use it)",
+            human_age_ago(age, last_change),
+            opts.min_age.as_secs()
         ));
+    }
+    if !reasons.is_empty() {
+        return Some(skipped(a, reasons.join("; ")));
     }
     let file_name = RawName([b"sem.".as_slice(), sem.name.as_bytes()].concat());
     a.why = format!(
@@ -286,6 +293,12 @@ fn plan_semaphore(
     );
     if sem.meta.uid != opts.invoking_uid {
         a.why.push_str("; owned by another user (--all-users)");
+    }
+    if creator_gone && (age < 0 || (age as u64) < opts.min_age.as_secs()) {
+        a.why.push_str(
+            "; younger than --min-age, but its creator (the pid in its loky name) is gone, \
+             so nothing is about to use it",
+        );
     }
     a.op = Op::Unlink {
         file_name,
@@ -517,6 +530,55 @@ mod tests {
             ["/dev/shm/sem.mp-aaaa1111", "/dev/shm/sem.mp-bbbb2222"]
         );
         assert!(plan.actions.iter().all(|a| a.status == Status::Planned));
+    }
+
+    #[test]
+    fn every_skip_reason_is_given_at_once() {
+        let mut snap = snapshot();
+        let mut s = sem("young", 7, &[]);
+        s.meta.uid = 2000;
+        s.meta.modified_at = (snap.taken_at_ms / 1000) as i64;
+        s.meta.changed_at = s.meta.modified_at;
+        snap.shm.semaphores = vec![s];
+        skip(&mut snap, 555, None);
+        let p = plan(&snap, &leaked(&snap), &opts());
+        let why = &p.actions[0].why;
+        assert!(why.contains("only likely"), "{why}");
+        assert!(why.contains("--all-users"), "{why}");
+        assert!(why.contains("--min-age"), "{why}");
+    }
+
+    #[test]
+    fn a_young_loky_semaphore_whose_creator_is_gone_is_not_waited_for() {
+        let mut snap = snapshot();
+        let now = (snap.taken_at_ms / 1000) as i64;
+        let mut mine = sem("loky-4242-abcdefgh", 7, &[]);
+        mine.meta.modified_at = now;
+        mine.meta.changed_at = now;
+        let mut live = sem("loky-5151-abcdefgh", 8, &[]);
+        live.meta.modified_at = now;
+        live.meta.changed_at = now;
+        snap.shm.semaphores = vec![mine, live];
+        snap.processes = vec![process(5151, 1, "python3 -m loky")];
+        let p = plan(&snap, &leaked(&snap), &opts());
+        let gone = p
+            .actions
+            .iter()
+            .find(|a| a.target.contains("4242"))
+            .unwrap();
+        assert_eq!(gone.status, Status::Planned, "{}", gone.why);
+        assert!(gone.why.contains("creator"), "{}", gone.why);
+        let running = p
+            .actions
+            .iter()
+            .find(|a| a.target.contains("5151"))
+            .unwrap();
+        assert_eq!(running.status, Status::Skipped);
+        assert!(
+            running.why.contains("may be about to use it"),
+            "{}",
+            running.why
+        );
     }
 
     #[test]
