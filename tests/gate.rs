@@ -582,3 +582,54 @@ fn terminating_loky_leftovers_never_kills_its_resource_tracker_first() {
     };
     tracker_outlives_its_workers(python.to_str().unwrap(), PY_SLOW_DRAINING_LOKY);
 }
+
+/// Starts a daemon the classic way (double fork, a session of its own,
+/// stdio on /dev/null) and exits; the daemon's pid goes to argv[1].
+const PY_DAEMONIZE: &str = r#"
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        with open(sys.argv[1] + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+        time.sleep(600)
+    os._exit(0)
+os.wait()
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.01)
+"#;
+
+#[test]
+fn a_detached_daemon_is_reported_as_a_daemon_not_as_a_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("daemon.pid");
+    let (code, report, out) = run_gate(
+        dir.path(),
+        &["--grace", "0s", "--kill-after", "2s"],
+        &["python3", "-c", PY_DAEMONIZE, pidfile.to_str().unwrap()],
+    );
+    let daemon: i32 = std::fs::read_to_string(&pidfile)
+        .expect("the daemon wrote its pid")
+        .parse()
+        .unwrap();
+    if alive(daemon) {
+        kill(daemon, libc::SIGKILL);
+    }
+    assert_eq!(code, 1, "stderr: {}", stderr(&out));
+    let f = findings(&report, "orphan")
+        .into_iter()
+        .find(|f| pids_of(f).contains(&daemon))
+        .unwrap_or_else(|| panic!("daemon not reported: {report:#}"));
+    let summary = f["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("daemon(s) started by the command"),
+        "{summary}"
+    );
+    let rec = f["recommendation"].as_str().unwrap();
+    assert!(!rec.contains("multiprocessing"), "{rec}");
+    assert!(f["evidence"].to_string().contains("/dev/null"), "{f:#}");
+}

@@ -78,3 +78,20 @@ pub fn has_ended(proc_root: &Path, pid: i32, start_ticks: u64) -> bool {
         Err(_) => false,
     }
 }
+
+/// Whether `pid`'s standard input, output and error are all `/dev/null` or
+/// closed: how a deliberately detached daemon looks. False when they cannot
+/// be read (another OS, the process gone).
+pub fn stdio_detached(proc_root: &Path, pid: i32) -> bool {
+    if cfg!(not(target_os = "linux")) {
+        return false;
+    }
+    let fd_dir = proc_root.join(pid.to_string()).join("fd");
+    if !fd_dir.is_dir() {
+        return false;
+    }
+    (0..3).all(|fd| match std::fs::read_link(fd_dir.join(fd.to_string())) {
+        Ok(target) => target == Path::new("/dev/null"),
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    })
+}

@@ -109,27 +109,39 @@ pub fn orphan_findings(
     leftovers: &[&Process],
     fates: &HashMap<i32, Fate>,
     kill_after_secs: f64,
+    detached: &BTreeSet<i32>,
 ) -> Vec<Finding> {
-    let mut groups: BTreeMap<Vec<u8>, Vec<&Process>> = BTreeMap::new();
+    let mut groups: BTreeMap<(Vec<u8>, bool), Vec<&Process>> = BTreeMap::new();
     for p in leftovers {
         let key = if p.cmdline.is_empty() {
             p.comm.as_bytes().to_vec()
         } else {
             normalized(&p.cmdline)
         };
-        groups.entry(key).or_default().push(p);
+        groups
+            .entry((key, detached.contains(&p.pid)))
+            .or_default()
+            .push(p);
     }
     groups
         .into_iter()
-        .map(|(subject, procs)| {
+        .map(|((subject, daemon), procs)| {
             let mut f = Finding::new(Kind::Orphan, &subject, Severity::Error, Confidence::Certain);
             let first = procs[0];
             f.pids = procs.iter().map(|p| p.pid).collect();
-            f.summary = format!(
-                "{} process(es) left running by the command: {}",
-                procs.len(),
-                process_label(snapshot, first.pid)
-            );
+            f.summary = if daemon {
+                format!(
+                    "{} daemon(s) started by the command and left running: {}",
+                    procs.len(),
+                    process_label(snapshot, first.pid)
+                )
+            } else {
+                format!(
+                    "{} process(es) left running by the command: {}",
+                    procs.len(),
+                    process_label(snapshot, first.pid)
+                )
+            };
             for p in &procs {
                 let how = if p.ppid == root {
                     "its parent exited and it was reparented to semleak (child subreaper)".to_string()
@@ -153,10 +165,22 @@ pub fn orphan_findings(
                     process_label(snapshot, p.pid)
                 ));
             }
-            f.recommendation = "make the command stop and wait for the processes it starts before it exits \
+            f.recommendation = if daemon {
+                f.evidence.push(
+                    "it detached deliberately: a session of its own, standard input, output \
+                     and error on /dev/null (a daemon, not a worker)"
+                        .into(),
+                );
+                "the command started a daemon and left it running: stop it when the command \
+                 ends (its stop command, pid file or service manager), or run it in the \
+                 foreground under the command's control if it should not outlive it"
+                    .to_string()
+            } else {
+                "make the command stop and wait for the processes it starts before it exits \
 (multiprocessing: use Pool/Process as context managers or call terminate() and join(); \
 concurrent.futures: shutdown(wait=True)); workers should also exit when their parent dies"
-                .to_string();
+                    .to_string()
+            };
             let kept: Vec<String> = procs
                 .iter()
                 .filter(|p| matches!(fates.get(&p.pid), Some(Fate::Kept | Fate::NotTerminated)))
@@ -446,7 +470,7 @@ mod tests {
             (513, Fate::Kept),
         ]
         .into();
-        let f = orphan_findings(&after, ME, &left, &fates, 5.0);
+        let f = orphan_findings(&after, ME, &left, &fates, 5.0, &BTreeSet::new());
         assert_eq!(f.len(), 2);
         let workers = f
             .iter()
@@ -471,7 +495,7 @@ mod tests {
             }
         }
         let left2 = leftovers(&before, &again, ME);
-        let f2 = orphan_findings(&again, ME, &left2, &HashMap::new(), 5.0);
+        let f2 = orphan_findings(&again, ME, &left2, &HashMap::new(), 5.0, &BTreeSet::new());
         assert!(f2.iter().any(|g| g.id == workers.id));
     }
 

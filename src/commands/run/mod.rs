@@ -128,6 +128,27 @@ pub fn run(args: &RunArgs, ui: &Ui) -> Result<i32, AppError> {
         Ok((_, left)) => left,
         Err(_) => &[],
     };
+    // Before they are signalled: which leftovers detached on purpose (a
+    // session of their own, stdio on /dev/null), as daemons do.
+    let detached: BTreeSet<i32> = match &outcome {
+        Ok((post, left)) => {
+            let own_session = post
+                .processes
+                .iter()
+                .find(|p| p.pid == me)
+                .map(|p| p.session);
+            left.iter()
+                .map(|(pid, _)| *pid)
+                .filter(|pid| {
+                    post.processes
+                        .iter()
+                        .any(|p| p.pid == *pid && Some(p.session) != own_session)
+                        && control::stdio_detached(&gate.opts.proc_root, *pid)
+                })
+                .collect()
+        }
+        Err(_) => BTreeSet::new(),
+    };
     let mut fates = if args.keep_leftovers {
         left_now.iter().map(|(pid, _)| (*pid, Fate::Kept)).collect()
     } else {
@@ -154,6 +175,7 @@ pub fn run(args: &RunArgs, ui: &Ui) -> Result<i32, AppError> {
         &leftover_procs,
         &fates,
         args.kill_after.as_secs_f64(),
+        &detached,
     );
     let traces: HashMap<(u64, u64), SemTrace> = gate
         .traces
