@@ -129,6 +129,9 @@ os._exit(0)  # strands the workers and leaks the semaphore
     assert_eq!(sem["severity"], "error");
     assert!(report["run"]["leftovers"].as_u64().unwrap() >= 2);
     assert!(stderr(&out).contains("left running by the command"));
+    // The summary is about the run: no host-wide totals beside it.
+    assert!(!stderr(&out).contains("\nSemaphores: "), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("\nShared memory "), "{}", stderr(&out));
 }
 
 #[test]

@@ -102,7 +102,11 @@ pub fn render(report: &Report, opts: &TableOptions) -> String {
     }
 
     out.push('\n');
-    out.push_str(&inventory_lines(report, width));
+    // A run's summary is about what the command left; host-wide totals
+    // beside it would read as the command's (they stay in the JSON).
+    if report.run.is_none() {
+        out.push_str(&inventory_lines(report, width));
+    }
     out.push_str(&visibility_lines(report, width));
     if !ordered.is_empty() {
         // The verdict again, where a reader of a long report ends up.
