@@ -134,6 +134,14 @@ pub struct RunArgs {
     /// Leave leftover descendants running instead of terminating them.
     #[arg(long, help_heading = "Gate")]
     pub keep_leftovers: bool,
+    /// After the leftovers are gone, remove the semaphores the command left unheld (exactly
+    /// those, re-checked right before each unlink, as `semleak clean` does).
+    #[arg(long, help_heading = "Gate")]
+    pub clean: bool,
+    /// With --clean: also remove them when some processes could not be inspected (they
+    /// might hold them).
+    #[arg(long, requires = "clean", help_heading = "Gate")]
+    pub allow_incomplete: bool,
     /// Exit with --leak-exit-code when the command leaked something at or above this severity.
     #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = FailOn::Error, help_heading = "Gate")]
     pub fail_on: FailOn,

@@ -131,7 +131,11 @@ os._exit(0)  # strands the workers and leaks the semaphore
     assert!(stderr(&out).contains("left running by the command"));
     // The summary is about the run: no host-wide totals beside it.
     assert!(!stderr(&out).contains("\nSemaphores: "), "{}", stderr(&out));
-    assert!(!stderr(&out).contains("\nShared memory "), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("\nShared memory "),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -635,4 +639,43 @@ fn a_detached_daemon_is_reported_as_a_daemon_not_as_a_worker() {
     let rec = f["recommendation"].as_str().unwrap();
     assert!(!rec.contains("multiprocessing"), "{rec}");
     assert!(f["evidence"].to_string().contains("/dev/null"), "{f:#}");
+}
+
+#[test]
+fn clean_removes_exactly_what_the_command_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = unique_name("gate-clean-old");
+    let left = unique_name("gate-clean-left");
+    let _g: Vec<SemGuard> = [&old, &left]
+        .iter()
+        .map(|n| SemGuard(n.to_string()))
+        .collect();
+    let script = format!("{PY_SEM}{PY_LEAK_SEMS}");
+    // One semaphore from before the run: never the command's.
+    let status = Command::new("python3")
+        .args(["-c", &script, &old])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(Path::new(&sem_path(&old)).exists());
+
+    let (code, report, out) = run_gate(
+        dir.path(),
+        &["--grace", "0s", "--clean", "--allow-incomplete"],
+        &["python3", "-c", &script, &left],
+    );
+    assert_eq!(code, 1, "still a leak: stderr: {}", stderr(&out));
+    assert!(!Path::new(&sem_path(&left)).exists(), "{report:#}");
+    assert!(Path::new(&sem_path(&old)).exists(), "not the command's");
+    let removed = &report["run"]["clean"]["removed"];
+    assert_eq!(removed, &serde_json::json!([sem_path(&left)]), "{report:#}");
+    let f = leaked(&report, &left).expect("still reported");
+    assert!(f["evidence"]
+        .to_string()
+        .contains("removed by `semleak run --clean`"));
+    assert!(
+        stderr(&out).contains("--clean removed 1 semaphore(s)"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -30,4 +30,16 @@ pub struct RunInfo {
     pub reaped_orphans: usize,
     /// Signals semleak received (and forwarded to the command while it ran).
     pub signals_received: Vec<i32>,
+    /// `--clean`: the semaphores removed, and those kept with the reason
+    /// (absent without `--clean`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clean: Option<RunClean>,
+}
+
+/// What `semleak run --clean` removed and left.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct RunClean {
+    pub removed: Vec<String>,
+    /// `[path, why]` for each semaphore left in place.
+    pub kept: Vec<(String, String)>,
 }

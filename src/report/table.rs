@@ -425,6 +425,30 @@ pub fn render_run_summary(report: &Report, opts: &TableOptions) -> String {
             "  ",
         ));
     }
+    if let Some(clean) = &run.clean {
+        out.push_str(&wrap(
+            &format!(
+                "semleak run: --clean removed {} semaphore(s) the command left{}",
+                clean.removed.len(),
+                if clean.kept.is_empty() {
+                    String::new()
+                } else {
+                    format!(", kept {}", clean.kept.len())
+                }
+            ),
+            opts.width(),
+            "",
+            "  ",
+        ));
+        for (path, why) in &clean.kept {
+            out.push_str(&wrap(
+                &format!("kept {}: {}", term(path), term(why)),
+                opts.width(),
+                "  ",
+                "    ",
+            ));
+        }
+    }
     if report.findings.is_empty() {
         out.push_str("semleak run: no leaks left by the command\n");
     } else {

@@ -16,6 +16,7 @@
 //! summary.
 
 pub mod blame;
+mod clean_up;
 mod gate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -35,7 +36,8 @@ use super::Ui;
 use crate::analyze;
 use crate::cli::RunArgs;
 use crate::exit::{AppError, EXIT_OK};
-use crate::report::run::RunInfo;
+use crate::report::clean::Status;
+use crate::report::run::{RunClean, RunInfo};
 use crate::report::{github, json, junit, table, Report};
 
 use blame::{Fate, SemTrace};
@@ -238,7 +240,27 @@ pub fn run(args: &RunArgs, ui: &Ui) -> Result<i32, AppError> {
                 .map(|p| joined(&p.cmdline))
         })
     };
-    let (findings, suppressed) = suppressor.apply(findings, &lookup);
+    let (mut findings, suppressed) = suppressor.apply(findings, &lookup);
+    let clean_plan = args.clean.then(|| {
+        clean_up::remove_blamed(
+            &findings,
+            sem_snapshot,
+            gate.opts.proc_root.clone(),
+            args.allow_incomplete,
+        )
+    });
+    if let Some(plan) = &clean_plan {
+        let removed: BTreeSet<String> = clean_up::removed(plan).into_iter().collect();
+        for f in &mut findings {
+            let gone = f.resources.iter().filter(|r| removed.contains(*r)).count();
+            if gone > 0 {
+                f.evidence.push(format!(
+                    "removed by `semleak run --clean` ({gone} of {})",
+                    f.resources.len()
+                ));
+            }
+        }
+    }
 
     let status = gate.cmd_status.unwrap_or(WaitStatus::Exited(0));
     let mut report = Report::new("run", sem_snapshot, findings);
@@ -277,6 +299,15 @@ pub fn run(args: &RunArgs, ui: &Ui) -> Result<i32, AppError> {
         leftovers_not_terminated: not_terminated,
         reaped_orphans: gate.reaped_orphans,
         signals_received: gate.supervisor.received_signals(),
+        clean: clean_plan.as_ref().map(|plan| RunClean {
+            removed: clean_up::removed(plan),
+            kept: plan
+                .actions
+                .iter()
+                .filter(|a| a.status != Status::Done)
+                .map(|a| (a.target.clone(), a.why.clone()))
+                .collect(),
+        }),
     });
 
     write_report_files(args, (report_file, junit_file), &report)?;
