@@ -416,3 +416,48 @@ fn twenty_same_named_threads_are_a_pileup() {
         .iter()
         .any(|f| pids_of(f).contains(&pid)));
 }
+
+/// A forked worker that listens on a TCP port and waits on a pipe from its
+/// parent (as an orphaned gRPC server in a worker does); prints its pid and
+/// port.
+const FORKED_LISTENER: &str = r#"
+import os, socket, time
+os.setpgrp()
+r, w = os.pipe()
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen()
+pid = os.fork()
+if pid == 0:
+    os.close(w)
+    time.sleep(600)
+    os._exit(0)
+os.close(r)
+print(pid, flush=True)
+print(s.getsockname()[1], flush=True)
+print("ready", flush=True)
+time.sleep(600)
+"#;
+
+#[test]
+fn an_orphan_still_listening_names_its_port() {
+    let mut parent = python(FORKED_LISTENER, &[]);
+    let child = read_pids(&mut parent, 1)[0];
+    parent.also_kill(child);
+    let port: u16 = parent.read_line().parse().expect("port");
+    expect_ready(&mut parent);
+    kill_parent_and_wait_adoption(&mut parent, &[child]);
+
+    let report = scan(&[]);
+    let f = findings(&report, "orphan")
+        .into_iter()
+        .find(|f| pids_of(f).contains(&child))
+        .unwrap_or_else(|| panic!("orphan not reported: {report:#}"));
+    let evidence = strings(f, "evidence").join("\n");
+    assert!(
+        evidence.contains(&format!(
+            "pid {child} is still listening on tcp 127.0.0.1:{port}"
+        )),
+        "{evidence}"
+    );
+}

@@ -30,6 +30,21 @@ pub struct Snapshot {
     /// Named semaphores probed by name (macOS: they cannot be listed).
     #[serde(default)]
     pub probed_semaphores: Vec<ProbedSemaphore>,
+    /// TCP sockets listening and UDP sockets bound in semleak's network
+    /// namespace (`/proc/net/{tcp,tcp6,udp,udp6}`), read only when some
+    /// process holds a non-unix socket.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listening: Vec<ListeningSocket>,
+}
+
+/// A socket waiting for traffic, matched to processes by its inode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ListeningSocket {
+    pub inode: u64,
+    /// `tcp` or `udp`.
+    pub proto: String,
+    /// `127.0.0.1:41987`, `[::1]:8080`.
+    pub local: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

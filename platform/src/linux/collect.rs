@@ -125,7 +125,9 @@ pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
         limits,
         channels: Vec::new(),
         probed_semaphores: Vec::new(),
+        listening: Vec::new(),
     };
+    snapshot.listening = listening_sockets(proc_root, &snapshot.processes);
     channels::sample_channels(&mut snapshot, opts, started);
     snapshot.duration_ms = started.elapsed().as_millis() as u64;
     Ok(snapshot)
@@ -315,4 +317,34 @@ fn host_facts(proc_root: &Path) -> Host {
         collector_pid: pid,
         collector_uid: uid,
     }
+}
+
+/// Listening and bound sockets of semleak's network namespace, read only
+/// when some process holds a non-unix socket (the orphan rule names the
+/// ports an orphan keeps taken).
+fn listening_sockets(
+    proc_root: &std::path::Path,
+    processes: &[crate::model::Process],
+) -> Vec<crate::model::ListeningSocket> {
+    let any_socket = processes
+        .iter()
+        .any(|p| p.fds.iter().any(|f| f.kind == crate::model::FdKind::Socket));
+    if !any_socket {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (file, proto) in [
+        ("tcp", "tcp"),
+        ("tcp6", "tcp"),
+        ("udp", "udp"),
+        ("udp6", "udp"),
+    ] {
+        if let Ok(f) = std::fs::File::open(proc_root.join("net").join(file)) {
+            out.extend(super::parse::parse_listening(
+                std::io::BufReader::new(f),
+                proto,
+            ));
+        }
+    }
+    out
 }

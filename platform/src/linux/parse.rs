@@ -384,8 +384,98 @@ fn syscall_name(nr: i64) -> Option<&'static str> {
     NAMES.iter().find(|(n, _)| *n == nr).map(|(_, name)| *name)
 }
 
+/// `/proc/net/tcp`, `tcp6`, `udp`, `udp6`: the sockets waiting for traffic
+/// (TCP in LISTEN, UDP bound and unconnected), with their local address.
+/// Lines that do not parse are skipped.
+pub fn parse_listening(reader: impl BufRead, proto: &str) -> Vec<crate::model::ListeningSocket> {
+    // TCP_LISTEN is 0x0A; an unconnected UDP socket shows TCP_CLOSE, 0x07.
+    let waiting = if proto == "tcp" { "0A" } else { "07" };
+    let mut out = Vec::new();
+    for line in reader.split(b'\n').skip(1).map_while(Result::ok) {
+        let Ok(text) = std::str::from_utf8(&line) else {
+            continue;
+        };
+        let fields: Vec<&str> = text.split_ascii_whitespace().collect();
+        if fields.len() < 10 || fields[3] != waiting {
+            continue;
+        }
+        let (Some(local), Ok(inode)) = (hex_socket_address(fields[1]), fields[9].parse::<u64>())
+        else {
+            continue;
+        };
+        if inode == 0 {
+            continue;
+        }
+        out.push(crate::model::ListeningSocket {
+            inode,
+            proto: proto.to_string(),
+            local,
+        });
+    }
+    out
+}
+
+/// `0100007F:A3B3` → `127.0.0.1:41907`; IPv6 as `[…]:port`. The kernel
+/// prints each 32-bit word of the address in host byte order.
+fn hex_socket_address(field: &str) -> Option<String> {
+    let (addr, port) = field.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let words: Option<Vec<u32>> = (0..addr.len() / 8)
+        .map(|i| u32::from_str_radix(addr.get(i * 8..i * 8 + 8)?, 16).ok())
+        .collect();
+    let bytes: Vec<u8> = words?
+        .into_iter()
+        .flat_map(|w| {
+            if cfg!(target_endian = "little") {
+                w.to_le_bytes()
+            } else {
+                w.to_be_bytes()
+            }
+        })
+        .collect();
+    match bytes.len() {
+        4 => Some(format!(
+            "{}:{port}",
+            std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])
+        )),
+        16 => {
+            let octets: [u8; 16] = bytes.try_into().ok()?;
+            Some(format!("[{}]:{port}", std::net::Ipv6Addr::from(octets)))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn listening_sockets() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:A3B3 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:A3B4 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 4343 1 0000000000000000 100 0 0 10 0
+   2: garbage
+";
+        let got = parse_listening(tcp.as_bytes(), "tcp");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].inode, 4242);
+        if cfg!(target_endian = "little") {
+            assert_eq!(got[0].local, "127.0.0.1:41907");
+        }
+        let tcp6 = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 77 1 0000000000000000 100 0 0 10 0
+";
+        let got = parse_listening(tcp6.as_bytes(), "tcp");
+        if cfg!(target_endian = "little") {
+            assert_eq!(got[0].local, "[::1]:8080");
+        }
+        let udp = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  5: 00000000:14E9 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 99 2 0000000000000000 0
+";
+        let got = parse_listening(udp.as_bytes(), "udp");
+        assert_eq!(got[0].proto, "udp");
+        assert_eq!(got[0].inode, 99);
+    }
+
     #[test]
     fn task_progress_files() {
         assert_eq!(parse_schedstat(b"388819 12 2\n"), Some((388_819, 2)));

@@ -122,6 +122,9 @@ pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
         limits,
         channels,
         probed_semaphores,
+        // Listening sockets are read on Linux only (the orphan rule's port
+        // evidence).
+        listening: Vec::new(),
     })
 }
 

@@ -221,6 +221,24 @@ fn finding(
     for o in members {
         resources.extend(o.dangling.iter().map(Dangling::resource));
     }
+    // The operational symptom: ports an orphan keeps taken.
+    for o in members {
+        let ports: Vec<String> = o
+            .process
+            .fds
+            .iter()
+            .filter(|fd| fd.kind == semleak_platform::FdKind::Socket)
+            .filter_map(|fd| snapshot.listening.iter().find(|l| l.inode == fd.inode))
+            .map(|l| format!("{} {}", l.proto, l.local))
+            .collect();
+        if !ports.is_empty() {
+            f.evidence.push(format!(
+                "pid {} is still listening on {}: the port stays taken until it exits",
+                o.process.pid,
+                ports.join(", ")
+            ));
+        }
+    }
     let hidden: BTreeSet<i32> = members
         .iter()
         .flat_map(|o| o.hidden.iter().copied())
@@ -727,5 +745,33 @@ mod tests {
         let f = check(&snap, &Config::default());
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].resources, vec!["socket:[804]"]);
+    }
+
+    #[test]
+    fn an_orphan_still_listening_says_on_which_port() {
+        let mut snap = killed_pool();
+        let worker = snap.processes.iter_mut().find(|p| p.pid == 201).unwrap();
+        worker.fds.push(Fd {
+            fd: 9,
+            kind: FdKind::Socket,
+            inode: 7777,
+            flags: None,
+            peer_inode: None,
+            peer_closed: false,
+            access: None,
+        });
+        snap.listening = vec![semleak_platform::ListeningSocket {
+            inode: 7777,
+            proto: "tcp".into(),
+            local: "127.0.0.1:41987".into(),
+        }];
+        let f = &check(&snap, &Config::default())[0];
+        assert!(
+            f.evidence
+                .iter()
+                .any(|e| e == "pid 201 is still listening on tcp 127.0.0.1:41987: the port stays taken until it exits"),
+            "{:?}",
+            f.evidence
+        );
     }
 }
