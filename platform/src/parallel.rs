@@ -1,6 +1,7 @@
 //! A small order-keeping parallel map for per-process reads.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Map `f` over `items` on a few threads, keeping order. Per-process reads
 /// are syscall-bound and independent, and a busy host has thousands.
@@ -13,39 +14,65 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(
     f: impl Fn(&T) -> R + Sync,
     on_panic: impl Fn(&T, String) -> R + Sync,
 ) -> Vec<R> {
+    // Below this many items per thread, a thread costs more than it saves.
+    const MIN_PER_WORKER: usize = 64;
+    // Items are handed out in small batches, not fixed halves: processes
+    // differ a lot in cost (a zombie is one read, a worker dozens), and
+    // fixed chunks left one thread idle while the other finished its half.
+    const BATCH: usize = 16;
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .clamp(1, 4);
-    let chunk = items.len().div_ceil(workers).max(64);
+        .clamp(1, 4)
+        .min(items.len().div_ceil(MIN_PER_WORKER).max(1));
     let one = |item: &T| match catch_unwind(AssertUnwindSafe(|| f(item))) {
         Ok(r) => r,
         Err(payload) => on_panic(item, panic_message(payload.as_ref())),
     };
     let one = &one;
+    let next = AtomicUsize::new(0);
+    let next = &next;
+    let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    let mut lost: Option<String> = None;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| {
-                (
-                    part,
-                    scope.spawn(move || part.iter().map(one).collect::<Vec<_>>()),
-                )
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|(part, h)| {
-                h.join().unwrap_or_else(|payload| {
-                    // Only `on_panic` itself can get here.
-                    let why = panic_message(payload.as_ref());
-                    part.iter()
-                        .map(|item| on_panic(item, why.clone()))
-                        .collect()
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let start = next.fetch_add(BATCH, Ordering::Relaxed);
+                        if start >= items.len() {
+                            return done;
+                        }
+                        for (i, item) in items.iter().enumerate().skip(start).take(BATCH) {
+                            done.push((i, one(item)));
+                        }
+                    }
                 })
             })
-            .collect()
-    })
+            .collect();
+        for h in handles {
+            match h.join() {
+                Ok(done) => {
+                    for (i, r) in done {
+                        slots[i] = Some(r);
+                    }
+                }
+                // Only `on_panic` itself can get here: its items are
+                // recorded below instead of dropped.
+                Err(payload) => lost = Some(panic_message(payload.as_ref())),
+            }
+        }
+    });
+    slots
+        .into_iter()
+        .zip(items)
+        .map(|(slot, item)| {
+            slot.unwrap_or_else(|| {
+                on_panic(item, lost.clone().unwrap_or_else(|| "not read".into()))
+            })
+        })
+        .collect()
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
