@@ -154,6 +154,13 @@ pub fn orphan_findings(
                         "still running {kill_after_secs}s after SIGTERM: semleak killed it with SIGKILL"
                     ),
                     Some(Fate::Kept) => "left running (--keep-leftovers)".to_string(),
+                    Some(Fate::ExitedOnItsOwn)
+                        if crate::analyze::orphan::is_resource_tracker(&p.command_line()) =>
+                    {
+                        "a resource tracker, not signalled with the workers: it exited by itself \
+                         once they were gone (after unlinking what it tracked)"
+                            .to_string()
+                    }
                     Some(Fate::ExitedOnItsOwn) => "exited on its own while semleak cleaned up".to_string(),
                     Some(Fate::NotTerminated) => {
                         "semleak could not signal it (no permission?): it may still be running".to_string()
@@ -562,7 +569,10 @@ mod tests {
             .iter()
             .any(|e| e.contains("leftover descendant(s) 510")));
         assert!(
-            !held.evidence.iter().any(|e| e.starts_with("no process maps it")),
+            !held
+                .evidence
+                .iter()
+                .any(|e| e.starts_with("no process maps it")),
             "one moment, one story: {:?}",
             held.evidence
         );
