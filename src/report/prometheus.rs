@@ -404,6 +404,63 @@ fn register_processes(registry: &mut Registry, report: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analyze::{testing, Confidence, Finding};
+
+    fn zombie_finding(ppid: i32, comm: &str, children: usize) -> Finding {
+        let mut f = Finding::new(
+            Kind::Zombie,
+            comm.as_bytes(),
+            Severity::Warning,
+            Confidence::Certain,
+        );
+        f.parent_pid = Some(ppid);
+        f.parent_comm = Some(comm.to_string());
+        f.pids = (0..children).map(|i| ppid * 100 + i as i32).collect();
+        f
+    }
+
+    #[test]
+    fn zombie_parents_beyond_the_cap_go_to_other() {
+        let findings: Vec<Finding> = (1..=MAX_ZOMBIE_PARENTS as i32 + 3)
+            .map(|p| zombie_finding(p + 1000, "disp", p as usize))
+            .collect();
+        let report = Report::new("scan", &testing::snapshot(), findings);
+        let text = render(&report);
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("semleak_zombies{"))
+            .collect();
+        assert_eq!(series.len(), MAX_ZOMBIE_PARENTS + 1, "{text}");
+        // The three smallest parents (1, 2 and 3 children) are summed.
+        assert!(
+            text.contains("semleak_zombies{parent_pid=\"other\",parent_comm=\"other\"} 6"),
+            "{text}"
+        );
+        assert!(text.contains("semleak_zombies{parent_pid=\"1023\",parent_comm=\"disp\"} 23"));
+        assert!(text.contains("semleak_findings{kind=\"zombie\",severity=\"warning\"} 23"));
+        assert!(text.contains("semleak_leaked_objects{kind=\"zombie\"} 276"));
+    }
+
+    #[test]
+    fn every_kind_has_a_series_even_at_zero() {
+        let report = Report::new("scan", &testing::snapshot(), Vec::new());
+        let text = render(&report);
+        for kind in Kind::ALL {
+            for severity in SEVERITIES {
+                let line = format!(
+                    "semleak_findings{{kind=\"{}\",severity=\"{}\"}} 0",
+                    kind.as_str(),
+                    severity.as_str()
+                );
+                assert!(text.contains(&line), "{line} missing");
+            }
+        }
+        assert!(text.contains("# TYPE semleak_build_info gauge"));
+        assert!(!text.contains("# EOF"), "the textfile format has no EOF");
+        let served = render_with(&report, Some(&ExporterState::default()));
+        assert!(served.ends_with("# EOF\n"));
+        assert!(served.contains("semleak_scan_errors_total 0"));
+    }
 
     #[test]
     fn label_values_are_escaped() {
