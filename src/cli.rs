@@ -294,6 +294,10 @@ pub struct OutputArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table, help_heading = "Output")]
     pub format: Format,
+    /// Write to FILE instead of standard output, atomically (a temporary file in the same
+    /// directory, then renamed over FILE).
+    #[arg(short, long, value_name = "FILE", help_heading = "Output")]
+    pub output: Option<PathBuf>,
     /// Exit 1 when a finding at or above this severity remains.
     #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = FailOn::Error, help_heading = "Output")]
     pub fail_on: FailOn,
@@ -304,6 +308,17 @@ pub enum Format {
     /// Tables for people, a one-line verdict first.
     Table,
     /// The JSON report (schema_version 1).
+    Json,
+    /// Prometheus text exposition (gauges `semleak_*`), e.g. for node_exporter's textfile collector.
+    Prometheus,
+}
+
+/// `semleak clean --format`: a plan has no metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CleanFormat {
+    /// The plan and its outcomes for people.
+    Table,
+    /// The plan as JSON.
     Json,
 }
 
@@ -382,8 +397,8 @@ pub struct CleanArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub kill_after: Duration,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = CleanFormat::Table)]
+    pub format: CleanFormat,
     #[command(flatten)]
     pub suppress: SuppressArgs,
 }

@@ -175,6 +175,9 @@ pub struct Finding {
     pub summary: String,
     pub pids: Vec<i32>,
     pub parent_pid: Option<i32>,
+    /// The reaping parent's command name (zombie findings), for metrics labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_comm: Option<String>,
     pub resources: Vec<String>,
     pub evidence: Vec<String>,
     pub recommendation: String,
@@ -194,6 +197,7 @@ impl Finding {
             summary: String::new(),
             pids: Vec::new(),
             parent_pid: None,
+            parent_comm: None,
             resources: Vec::new(),
             evidence: Vec::new(),
             recommendation: String::new(),

@@ -81,6 +81,7 @@ fn finding(
     pids.sort_unstable();
     f.pids = pids;
     f.parent_pid = Some(ppid);
+    f.parent_comm = parent.map(comm);
 
     // What the zombies were.
     let mut names: BTreeMap<String, usize> = BTreeMap::new();

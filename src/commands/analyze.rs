@@ -22,7 +22,7 @@ pub fn analyze_file(args: &AnalyzeArgs, ui: &Ui) -> Result<i32, AppError> {
     let (findings, suppressed) = suppress(&suppressor, &snapshot, findings);
     let mut report = Report::new("analyze", &snapshot, findings);
     report.suppressed = suppressed;
-    emit(&report, args.output.format, ui)?;
+    emit(&report, &args.output, ui)?;
     note_suppressed(&report, args.output.format);
     Ok(if args.output.fail_on.fails(report.worst()) {
         EXIT_FINDINGS

@@ -13,14 +13,15 @@ pub mod terminal;
 
 use std::fs;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use semleak_platform::{CollectOptions, RawName, Snapshot};
 
 use crate::analyze::Finding;
-use crate::cli::{Cli, CollectArgs, Command, Format, ProbeArgs, SuppressArgs};
+use crate::cli::{Cli, CollectArgs, Command, Format, OutputArgs, ProbeArgs, SuppressArgs};
 use crate::exit::AppError;
-use crate::report::{json, table, Report};
+use crate::report::table::TableOptions;
+use crate::report::{json, prometheus, table, Report};
 use crate::suppress::{Suppressed, Suppressor};
 
 pub use terminal::Ui;
@@ -116,13 +117,58 @@ pub fn parse_probe_names(bytes: &[u8]) -> Vec<RawName> {
     names
 }
 
-/// Render a report in the chosen format to stdout.
-pub fn emit(report: &Report, format: Format, ui: &Ui) -> Result<(), AppError> {
-    let text = match format {
+/// Render a report in the chosen format to stdout, or to `output`
+/// atomically.
+pub fn emit(report: &Report, output: &OutputArgs, ui: &Ui) -> Result<(), AppError> {
+    if let Some(path) = &output.output {
+        let write = |out: &mut dyn Write| match output.format {
+            Format::Json => {
+                let mut buffered = io::BufWriter::new(out);
+                json::write(report, &mut buffered)?;
+                buffered.flush()
+            }
+            Format::Table => out.write_all(table::render(report, &TableOptions::PLAIN).as_bytes()),
+            Format::Prometheus => out.write_all(prometheus::render(report).as_bytes()),
+        };
+        return write_atomically(path, write).map_err(|source| AppError::Write {
+            path: path.clone(),
+            source,
+        });
+    }
+    let text = match output.format {
         Format::Json => return stream_stdout(|out| json::write(report, out)),
         Format::Table => table::render(report, &ui.stdout()),
+        Format::Prometheus => prometheus::render(report),
     };
     write_stdout(&text)
+}
+
+/// Write `path` whole or not at all: a temporary file in the same directory
+/// (same filesystem), synced, then renamed over `path`, so a reader such as
+/// node_exporter's textfile collector never sees half a file.
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".semleak-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    write(tmp.as_file_mut())?;
+    tmp.as_file().sync_all()?;
+    // Readable like any output file (tempfile creates 0600).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Stream to stdout through a buffer; a reader that went away is not an

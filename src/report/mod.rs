@@ -6,6 +6,7 @@ pub mod clean;
 pub mod github;
 pub mod json;
 pub mod junit;
+pub mod prometheus;
 pub mod run;
 pub mod table;
 pub mod text;

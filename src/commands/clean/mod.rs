@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use super::{load_suppressor, suppress, write_stdout};
 use crate::analyze::{self, Config};
-use crate::cli::{CleanArgs, Format};
+use crate::cli::{CleanArgs, CleanFormat};
 use crate::exit::AppError;
 use crate::report::{json, table};
 
@@ -74,8 +74,8 @@ pub fn clean(args: &CleanArgs) -> Result<i32, AppError> {
         execute(&mut plan, &env);
     }
     let text = match args.format {
-        Format::Json => json::render_clean(&plan),
-        Format::Table => table::render_clean(&plan, io::stdout().is_terminal()),
+        CleanFormat::Json => json::render_clean(&plan),
+        CleanFormat::Table => table::render_clean(&plan, io::stdout().is_terminal()),
     };
     write_stdout(&text)?;
     Ok(plan.exit_code())
