@@ -1,6 +1,8 @@
 //! `semleak scan --format prometheus`: real zombies, whose parent has a name
 //! full of bytes the exposition format must escape, scanned and parsed with
-//! the Python prometheus-client parser.
+//! the Python prometheus-client parser. Linux: the zombies are read from
+//! `/proc`.
+#![cfg(target_os = "linux")]
 
 mod common;
 
@@ -70,7 +72,6 @@ fn is_zombie(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 fn prometheus_output_parses_and_labels_zombies_by_their_parent() {
     let Some(python) = venv_python() else { return };
@@ -143,7 +144,8 @@ fn prometheus_output_parses_and_labels_zombies_by_their_parent() {
     let ours: Vec<&Value> = samples
         .iter()
         .filter(|s| {
-            s["name"] == "semleak_zombies" && s["labels"]["parent_pid"] == parent.pid().to_string()
+            s["name"] == "semleak_zombies"
+                && s["labels"]["parent_pid"].as_str() == Some(parent.pid().to_string().as_str())
         })
         .collect();
     assert_eq!(ours.len(), 1, "{samples:?}");
