@@ -57,9 +57,36 @@ otherwise 0; 2 usage error or internal failure; 126/127 when the command cannot 
     Run(RunArgs),
     /// Plan the cleanup of what a fresh scan found; act only with --yes.
     Clean(CleanArgs),
+    /// Serve Prometheus metrics over HTTP (`/metrics`): one scan per scrape.
+    #[command(
+        after_help = "Scans one at a time; a scrape within --min-interval of the last scan gets \
+that scan's metrics. A failing scan counts in semleak_scan_errors_total and the last good \
+metrics are served. Writes nothing; stops on SIGTERM or SIGINT.\n\nExit status: 0 stopped by \
+a signal; 2 usage error or the address cannot be bound."
+    )]
+    Exporter(ExporterArgs),
     /// Print a shell completion script (e.g. `semleak completions bash > /etc/bash_completion.d/semleak`).
     #[command(after_help = "Exit status: 0; 2 usage error.")]
     Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExporterArgs {
+    /// The address to listen on, e.g. 127.0.0.1:9877 or [::]:9877 (port 0: any free port;
+    /// the bound address is printed on standard error).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// Serve the last scan's metrics to scrapes within this time of it.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub min_interval: Duration,
+    #[command(flatten)]
+    pub collect: CollectArgs,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    #[command(flatten)]
+    pub suppress: SuppressArgs,
 }
 
 #[derive(Debug, Args)]

@@ -46,6 +46,12 @@ pub enum AppError {
     /// kept whole so its message and source chain print as they are.
     #[error(transparent)]
     Module(Box<dyn std::error::Error + Send + Sync + 'static>),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot write {}: {source}", path.display())]
     Write {
         path: PathBuf,

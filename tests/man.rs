@@ -28,6 +28,10 @@ const EXIT_STATUS: &[(&str, &str)] = &[
         "snapshot, completions",
         "0 written; 2 usage error or failure.",
     ),
+    (
+        "exporter",
+        "0 stopped by SIGTERM or SIGINT; 2 usage error or the address cannot be bound.",
+    ),
 ];
 
 const EXTRA_SECTIONS: &str = r#".SH FILES
@@ -82,6 +86,12 @@ See what would be removed and why, then remove the leaked semaphores.
 .TP
 \fBsemleak snapshot \-\-redact \-o host.json\fR; \fBsemleak analyze host.json\fR
 Save what was collected, without command\-line arguments or host name, for a bug report; analyse it anywhere.
+.TP
+\fBsemleak scan \-\-format prometheus \-o /var/lib/node_exporter/textfile/semleak.prom\fR
+Metrics for node_exporter's textfile collector, written atomically.
+.TP
+\fBsemleak exporter \-\-listen 127.0.0.1:9877\fR
+Serve the metrics over HTTP at \fB/metrics\fR, one scan per scrape.
 .TP
 \fBsemleak completions bash > /etc/bash_completion.d/semleak\fR
 Install shell completions.

@@ -5,6 +5,7 @@
 pub mod analyze;
 pub mod clean;
 pub mod completions;
+pub mod exporter;
 pub mod namespace;
 pub mod run;
 pub mod scan;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
         Command::Analyze(args) => analyze::analyze_file(&args, &ui),
         Command::Clean(args) => clean::clean(&args),
         Command::Run(args) => run::run(&args, &ui),
+        Command::Exporter(args) => exporter::exporter(&args),
         Command::Completions(args) => completions::completions(&args),
     }
 }
