@@ -516,25 +516,16 @@ fn table_output_says_dry_run() {
 /// A spawn `ProcessPoolExecutor` whose workers take 30 s to drain on
 /// SIGTERM; prints its resource tracker's pid, its workers' pids and its
 /// semaphores' names, then its main process dies.
-const PY_POOL_THEN_DIE: &str = r#"
+fn py_pool_then_die() -> String {
+    [
+        r#"
 import multiprocessing as mp, multiprocessing.synchronize as sync, os, signal, sys, time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import resource_tracker
 
-names = []
-_init = sync.SemLock.__init__
-def _recording_init(self, *a, **k):
-    _init(self, *a, **k)
-    names.append(self._semlock.name.lstrip("/"))
-sync.SemLock.__init__ = _recording_init
-
-def _drain_slowly(*_):
-    time.sleep(30)
-    os._exit(0)
-
-def init():
-    signal.signal(signal.SIGTERM, _drain_slowly)
-
+"#,
+        PY_RECORD_SEMLOCKS_AND_DRAIN_SLOWLY,
+        r#"
 def hang():
     time.sleep(600)
 
@@ -547,13 +538,16 @@ if __name__ == "__main__":
     print(" ".join(str(p) for p in ex._processes), flush=True)
     print(" ".join(names), flush=True)
     os._exit(0)
-"#;
+"#,
+    ]
+    .concat()
+}
 
 #[test]
 fn orphaned_pool_workers_go_first_and_their_tracker_unlinks_before_exiting() {
     let dir = private_dir();
     let script = dir.path().join("pool.py");
-    fs::write(&script, PY_POOL_THEN_DIE).unwrap();
+    fs::write(&script, py_pool_then_die()).unwrap();
     let mut cmd = std::process::Command::new("python3");
     cmd.arg(&script);
     let mut parent = spawn(cmd);

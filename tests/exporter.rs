@@ -39,38 +39,43 @@ except urllib.error.HTTPError as e:
     print(e.code)
 "#;
 
-#[test]
-fn exporter_serves_parsable_metrics_and_stops_on_sigterm() {
-    let Some(python) = venv_python() else { return };
+/// `semleak exporter --listen 127.0.0.1:0 ARGS…`, its stderr, and the URL it
+/// says it serves (killed by pid if it says something else).
+fn start_exporter<S: AsRef<std::ffi::OsStr>>(
+    args: &[S],
+) -> (
+    std::process::Child,
+    BufReader<std::process::ChildStderr>,
+    String,
+) {
     let mut child = Command::new(semleak_bin())
-        .args([
-            "exporter",
-            "--listen",
-            "127.0.0.1:0",
-            "--min-interval",
-            "1h",
-        ])
+        .args(["exporter", "--listen", "127.0.0.1:0"])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the exporter");
-    let pid = child.id() as i32;
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("semleak exporter: serving ")
-        .unwrap_or_else(|| {
-            kill(pid, libc::SIGKILL);
-            panic!("unexpected first line {line:?}")
-        })
-        .to_string();
+    let Some(url) = line.trim().strip_prefix("semleak exporter: serving ") else {
+        kill(child.id() as i32, libc::SIGKILL);
+        panic!("unexpected first line {line:?}");
+    };
+    let url = url.to_string();
     assert!(
         url.starts_with("http://127.0.0.1:") && url.ends_with("/metrics"),
         "{url}"
     );
+    (child, stderr, url)
+}
+
+#[test]
+fn exporter_serves_parsable_metrics_and_stops_on_sigterm() {
+    let Some(python) = venv_python() else { return };
+    let (mut child, mut stderr, url) = start_exporter(&["--min-interval", "1h"]);
+    let pid = child.id() as i32;
 
     let out = Command::new(&python)
         .arg("-c")
@@ -147,30 +152,19 @@ fn a_failing_scan_counts_an_error_and_serves_the_last_good_metrics() {
     let shm = dir.path().join("shm");
     std::fs::create_dir_all(&proc_root).unwrap();
     std::fs::create_dir_all(&shm).unwrap();
-    let mut child = Command::new(semleak_bin())
-        .args([
-            "exporter",
-            "--listen",
-            "127.0.0.1:0",
-            "--min-interval",
-            "0s",
-        ])
-        .args(["--allow-non-tmpfs", "--sample-window", "0s", "--proc-root"])
-        .arg(&proc_root)
-        .arg("--shm-dir")
-        .arg(&shm)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the exporter");
+    let args = [
+        "--min-interval".as_ref(),
+        "0s".as_ref(),
+        "--allow-non-tmpfs".as_ref(),
+        "--sample-window".as_ref(),
+        "0s".as_ref(),
+        "--proc-root".as_ref(),
+        proc_root.as_os_str(),
+        "--shm-dir".as_ref(),
+        shm.as_os_str(),
+    ];
+    let (mut child, _stderr, url) = start_exporter(&args);
     let pid = child.id() as i32;
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .trim_start_matches("semleak exporter: serving ")
-        .to_string();
     let scraper = Command::new(&python)
         .arg("-c")
         .arg(SCRAPE_AROUND_A_FAILURE)

@@ -463,24 +463,15 @@ fn baseline_of_a_multiprocessing_leak_matches_the_next_runs_leak() {
 /// A `ProcessPoolExecutor` (spawn) whose main process dies while its
 /// workers take 30 s to drain on SIGTERM; writes the names of the
 /// semaphores it created to argv[1].
-const PY_SLOW_DRAINING_POOL: &str = r#"
+fn py_slow_draining_pool() -> String {
+    [
+        r#"
 import multiprocessing as mp, multiprocessing.synchronize as sync, os, signal, sys, time
 from concurrent.futures import ProcessPoolExecutor
 
-names = []
-_init = sync.SemLock.__init__
-def _recording_init(self, *a, **k):
-    _init(self, *a, **k)
-    names.append(self._semlock.name.lstrip("/"))
-sync.SemLock.__init__ = _recording_init
-
-def _drain_slowly(*_):
-    time.sleep(30)
-    os._exit(0)
-
-def init():
-    signal.signal(signal.SIGTERM, _drain_slowly)
-
+"#,
+        PY_RECORD_SEMLOCKS_AND_DRAIN_SLOWLY,
+        r#"
 if __name__ == "__main__":
     ex = ProcessPoolExecutor(2, mp_context=mp.get_context("spawn"), initializer=init)
     assert list(ex.map(abs, [-1, -2, -3])) == [1, 2, 3]
@@ -488,28 +479,22 @@ if __name__ == "__main__":
         f.write(" ".join(names))
     os.rename(sys.argv[1] + ".tmp", sys.argv[1])
     os._exit(0)  # the main process dies; workers and the tracker are left
-"#;
+"#,
+    ]
+    .concat()
+}
 
 /// The same pool with loky (joblib's backend) and its own resource tracker.
-const PY_SLOW_DRAINING_LOKY: &str = r#"
+fn py_slow_draining_loky() -> String {
+    [
+        r#"
 import os, signal, sys, time
 import loky.backend.synchronize as sync
 from loky import get_reusable_executor
 
-names = []
-_init = sync.SemLock.__init__
-def _recording_init(self, *a, **k):
-    _init(self, *a, **k)
-    names.append(self._semlock.name.lstrip("/"))
-sync.SemLock.__init__ = _recording_init
-
-def _drain_slowly(*_):
-    time.sleep(30)
-    os._exit(0)
-
-def init():
-    signal.signal(signal.SIGTERM, _drain_slowly)
-
+"#,
+        PY_RECORD_SEMLOCKS_AND_DRAIN_SLOWLY,
+        r#"
 if __name__ == "__main__":
     ex = get_reusable_executor(max_workers=2, initializer=init)
     assert list(ex.map(abs, [-1, -2, -3])) == [1, 2, 3]
@@ -517,7 +502,10 @@ if __name__ == "__main__":
         f.write(" ".join(names))
     os.rename(sys.argv[1] + ".tmp", sys.argv[1])
     os._exit(0)
-"#;
+"#,
+    ]
+    .concat()
+}
 
 /// Runs `script` under `semleak run` with workers that drain too slowly
 /// for `--kill-after`, and checks that every semaphore the pool made was
@@ -579,7 +567,7 @@ fn tracker_outlives_its_workers(python: &str, script_text: &str) {
 
 #[test]
 fn terminating_leftovers_never_kills_the_resource_tracker_before_it_unlinks() {
-    tracker_outlives_its_workers("python3", PY_SLOW_DRAINING_POOL);
+    tracker_outlives_its_workers("python3", &py_slow_draining_pool());
 }
 
 #[test]
@@ -587,7 +575,7 @@ fn terminating_loky_leftovers_never_kills_its_resource_tracker_first() {
     let Some(python) = common::pyenv::venv_python() else {
         return; // venv_python said why, loudly (and fails under CI)
     };
-    tracker_outlives_its_workers(python.to_str().unwrap(), PY_SLOW_DRAINING_LOKY);
+    tracker_outlives_its_workers(python.to_str().unwrap(), &py_slow_draining_loky());
 }
 
 /// Starts a daemon the classic way (double fork, a session of its own,

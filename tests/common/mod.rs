@@ -217,3 +217,24 @@ pub fn spawn(mut cmd: Command) -> Spawned {
         extra: Vec::new(),
     }
 }
+
+/// Python for pool tests: with `sync` imported as the module whose
+/// `SemLock` the pool uses (`multiprocessing.synchronize`, or loky's), it
+/// records in `names` every semaphore created, and defines `init`, a pool
+/// initializer after which a worker takes 30 s to drain on SIGTERM.
+pub const PY_RECORD_SEMLOCKS_AND_DRAIN_SLOWLY: &str = r#"
+import os, signal, time
+names = []
+_init = sync.SemLock.__init__
+def _recording_init(self, *a, **k):
+    _init(self, *a, **k)
+    names.append(self._semlock.name.lstrip("/"))
+sync.SemLock.__init__ = _recording_init
+
+def _drain_slowly(*_):
+    time.sleep(30)
+    os._exit(0)
+
+def init():
+    signal.signal(signal.SIGTERM, _drain_slowly)
+"#;
