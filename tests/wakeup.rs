@@ -496,6 +496,13 @@ fn trio_loop_blocked_in_a_c_call_is_reported_full_every_time() {
         "the loop thread never blocked in the mutex"
     );
     send_sigints(pid, 12);
+    // Each signal interrupts the wait for a moment; on a loaded machine the
+    // thread may not be back in it yet, and a thread that runs in the window
+    // is (rightly) not judged.
+    assert!(
+        wait_until(Duration::from_secs(10), || blocked_in(pid, "futex")),
+        "the loop thread never went back to the mutex"
+    );
 
     let begin = Instant::now();
     for scan in 0..20 {
@@ -527,6 +534,10 @@ fn asyncio_loop_blocked_in_time_sleep_is_reported_full_and_linked_to_its_thread_
     );
     send_sigints(pid, 400);
     assert!(alive(pid), "the SIGINTs ended the loop");
+    assert!(
+        wait_until(Duration::from_secs(10), || blocked_in(pid, "nanosleep")),
+        "the loop thread never went back to sleep"
+    );
 
     let (code, report) = scan_json(&["--sample-window", "100ms"]);
     assert_eq!(code, 1, "a full wakeup channel is an error");
