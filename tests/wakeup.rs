@@ -504,6 +504,15 @@ fn trio_loop_blocked_in_a_c_call_is_reported_full_every_time() {
         "the loop thread never went back to the mutex"
     );
 
+    // On a heavily loaded machine (seen in CI beside another session's
+    // test run) the first look after the burst of signals can still catch
+    // the thread's last wake-up, and a thread that ran is rightly not
+    // judged: settle on one verdict first, then require 20 of 20.
+    let settled = (0..5).any(|_| {
+        let (_, report) = scan_json(&["--sample-window", "100ms", "--fail-on", "never"]);
+        !wakeup_findings_for(&report, pid).is_empty()
+    });
+    assert!(settled, "the blocked loop was never reported in 5 scans");
     let begin = Instant::now();
     for scan in 0..20 {
         let (_, report) = scan_json(&["--sample-window", "100ms", "--fail-on", "never"]);
