@@ -285,7 +285,11 @@ while True:
 /// A trio loop whose only task blocks its thread in a C call no signal
 /// ends: a default pthread mutex locked twice waits in futex forever.
 const PY_TRIO_BLOCKED_IN_C: &str = r#"
-import ctypes, os, trio
+import ctypes, os, signal, trio
+# A job started in the background by a non-interactive shell inherits
+# SIGINT ignored, and then neither Python nor trio handles it: as at a
+# terminal, Ctrl-C must reach the loop.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 libc = ctypes.CDLL(None)
 async def main():
     mutex = ctypes.create_string_buffer(64)  # pthread_mutex_t: 40 or 48 bytes
@@ -504,15 +508,6 @@ fn trio_loop_blocked_in_a_c_call_is_reported_full_every_time() {
         "the loop thread never went back to the mutex"
     );
 
-    // On a heavily loaded machine (seen in CI beside another session's
-    // test run) the first look after the burst of signals can still catch
-    // the thread's last wake-up, and a thread that ran is rightly not
-    // judged: settle on one verdict first, then require 20 of 20.
-    let settled = (0..5).any(|_| {
-        let (_, report) = scan_json(&["--sample-window", "100ms", "--fail-on", "never"]);
-        !wakeup_findings_for(&report, pid).is_empty()
-    });
-    assert!(settled, "the blocked loop was never reported in 5 scans");
     let begin = Instant::now();
     for scan in 0..20 {
         let (_, report) = scan_json(&["--sample-window", "100ms", "--fail-on", "never"]);
