@@ -154,6 +154,10 @@ pub struct Process {
     /// Mappings of shared-memory files (by device/inode).
     #[serde(default)]
     pub shm_maps: Vec<ShmMapping>,
+    /// The container the cgroup path names (Linux; read for shared-memory
+    /// holders and zombies' parents only, to keep scans cheap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::linux::cgroup::Container>,
     /// Pipe and socket descriptors.
     #[serde(default)]
     pub fds: Vec<Fd>,
