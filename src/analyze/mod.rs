@@ -182,7 +182,7 @@ pub struct Finding {
     /// The container of the finding's parent or first process, when its
     /// cgroup path names one (Linux).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<semleak_platform::linux::cgroup::Container>,
+    pub container: Option<semleak_platform::Container>,
 }
 
 impl Finding {
@@ -366,7 +366,7 @@ mod tests {
 
     #[test]
     fn findings_carry_the_parent_process_container() {
-        use semleak_platform::linux::cgroup::{Container, ContainerRuntime};
+        use semleak_platform::{Container, ContainerRuntime};
         let container = Container {
             runtime: ContainerRuntime::Containerd,
             id: "ab".repeat(32),
