@@ -169,6 +169,10 @@ pub struct Process {
     /// Mappings of shared-memory files (by device/inode).
     #[serde(default)]
     pub shm_maps: Vec<ShmMapping>,
+    /// The container the cgroup path names (Linux; read for shared-memory
+    /// holders and zombies' parents only, to keep scans cheap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
     /// Pipe and socket descriptors.
     #[serde(default)]
     pub fds: Vec<Fd>,
@@ -364,4 +368,42 @@ pub struct Limits {
 pub struct ProbedSemaphore {
     pub name: RawName,
     pub exists: bool,
+}
+
+/// The runtime that placed a process in its cgroup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerRuntime {
+    Docker,
+    Containerd,
+    #[serde(rename = "cri-o")]
+    CriO,
+    Podman,
+    /// A Kubernetes container under the cgroupfs driver, whose path names
+    /// no runtime.
+    Cri,
+}
+
+impl ContainerRuntime {
+    /// The lower-case name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerRuntime::Docker => "docker",
+            ContainerRuntime::Containerd => "containerd",
+            ContainerRuntime::CriO => "cri-o",
+            ContainerRuntime::Podman => "podman",
+            ContainerRuntime::Cri => "cri",
+        }
+    }
+}
+
+/// The container a process runs in, as its cgroup path shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub struct Container {
+    pub runtime: ContainerRuntime,
+    /// The full container id (64 hex digits).
+    pub id: String,
+    /// The Kubernetes pod UID, with dashes, when the path names a pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
 }

@@ -182,6 +182,10 @@ pub struct Finding {
     pub evidence: Vec<String>,
     pub recommendation: String,
     pub cleanup: Vec<String>,
+    /// The container of the finding's parent or first process, when its
+    /// cgroup path names one (Linux).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<semleak_platform::Container>,
 }
 
 impl Finding {
@@ -202,6 +206,7 @@ impl Finding {
             evidence: Vec::new(),
             recommendation: String::new(),
             cleanup: Vec::new(),
+            container: None,
         }
     }
 }
@@ -238,8 +243,27 @@ pub fn analyze(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
     findings.extend(orphan::check(snapshot, config));
     findings.extend(thread_pileup::check(snapshot, config));
     wakeup::link_thread_pileups(&mut findings);
+    attach_containers(snapshot, &mut findings);
     sort_findings(&mut findings);
     findings
+}
+
+/// Attributes each finding to the container of its parent process, else of
+/// its first process that has one.
+fn attach_containers(snapshot: &Snapshot, findings: &mut [Finding]) {
+    let container_of = |pid: i32| {
+        snapshot
+            .processes
+            .iter()
+            .find(|p| p.pid == pid)
+            .and_then(|p| p.container.clone())
+    };
+    for f in findings.iter_mut().filter(|f| f.container.is_none()) {
+        f.container = f
+            .parent_pid
+            .and_then(container_of)
+            .or_else(|| f.pids.iter().find_map(|&pid| container_of(pid)));
+    }
 }
 
 pub fn sort_findings(findings: &mut [Finding]) {
@@ -363,6 +387,42 @@ pub fn shell_quote(bytes: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn findings_carry_the_parent_process_container() {
+        use semleak_platform::{Container, ContainerRuntime};
+        let container = Container {
+            runtime: ContainerRuntime::Containerd,
+            id: "ab".repeat(32),
+            pod_uid: Some("1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d".into()),
+        };
+        let mut snap = testing::snapshot();
+        let mut parent = testing::process(500, 1, "python3 dispatcher.py");
+        parent.container = Some(container.clone());
+        let mut zombie = testing::process(1000, 500, "");
+        zombie.state = 'Z';
+        snap.processes = vec![parent, zombie];
+        let mut findings = vec![Finding::new(
+            Kind::Zombie,
+            b"x",
+            Severity::Warning,
+            Confidence::Certain,
+        )];
+        findings[0].parent_pid = Some(500);
+        findings[0].pids = vec![1000];
+        let mut unrelated =
+            Finding::new(Kind::Orphan, b"y", Severity::Warning, Confidence::Certain);
+        unrelated.pids = vec![42];
+        findings.push(unrelated);
+        attach_containers(&snap, &mut findings);
+        assert_eq!(findings[0].container, Some(container));
+        assert_eq!(findings[1].container, None);
+        let json = serde_json::to_string(&findings[0]).unwrap();
+        assert!(json.contains(r#""runtime":"containerd""#), "{json}");
+        assert!(!serde_json::to_string(&findings[1])
+            .unwrap()
+            .contains("container"));
+    }
 
     #[test]
     fn ids_are_stable_and_kind_scoped() {

@@ -191,6 +191,18 @@ pub fn subject(f: &Finding, separator: &str) -> String {
     }
 }
 
+/// `container: docker 3f4e1b2a9c8d, pod <uid>` (short id as docker shows it).
+fn container_line(f: &Finding) -> Option<String> {
+    let c = f.container.as_ref()?;
+    let short = c.id.get(..12).unwrap_or(&c.id);
+    let mut line = format!("container: {} {short}", c.runtime.as_str());
+    if let Some(uid) = &c.pod_uid {
+        line.push_str(", pod ");
+        line.push_str(uid);
+    }
+    Some(line)
+}
+
 /// The evidence of one finding that is not shown above its group.
 fn own_evidence<'a>(f: &'a Finding, shared: &'a [&str]) -> impl Iterator<Item = &'a String> {
     f.evidence
@@ -220,6 +232,9 @@ fn group_cards(findings: &[&Finding], shared: &[&str], opts: &TableOptions) -> S
         let wrapped = wrap(&subject(f, ", "), width, &format!("  {label}"), "      ");
         out.push_str(&wrapped.replacen(f.severity.as_str(), &severity, 1));
         out.push_str(&wrap(&term(&f.summary), width, "    ", "    "));
+        if let Some(c) = container_line(f) {
+            out.push_str(&wrap(&term(&c), width, "    • ", "      "));
+        }
         for e in own_evidence(f, shared) {
             out.push_str(&wrap(&term(e), width, "    • ", "      "));
         }
@@ -245,6 +260,10 @@ fn group_table(findings: &[&Finding], shared: &[&str], opts: &TableOptions) -> S
     table.set_header(vec!["severity", "confidence", "subject", "details"]);
     for f in findings.iter().take(MAX_ROWS_PER_KIND) {
         let mut details = term(&f.summary);
+        if let Some(c) = container_line(f) {
+            details.push_str("\n• ");
+            details.push_str(&term(&c));
+        }
         for e in own_evidence(f, shared) {
             details.push_str("\n• ");
             details.push_str(&term(e));

@@ -110,6 +110,7 @@ pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
         visibility.notes.push(note);
     }
     attach_holders(&mut shm, &processes);
+    attach_containers(proc_root, &mut processes);
     // The Snapshot lives through analysis and reporting: no growth slack.
     shm.semaphores.shrink_to_fit();
     shm.residents.shrink_to_fit();
@@ -347,4 +348,25 @@ fn listening_sockets(
         }
     }
     out
+}
+
+/// Reads `/proc/PID/cgroup` for the processes a finding can name: holders
+/// of shared memory and parents of zombies.
+fn attach_containers(proc_root: &Path, processes: &mut [Process]) {
+    let zombie_parents: std::collections::HashSet<i32> = processes
+        .iter()
+        .filter(|p| p.state == 'Z')
+        .map(|p| p.ppid)
+        .collect();
+    for p in processes.iter_mut() {
+        if p.shm_maps.is_empty() && !zombie_parents.contains(&p.pid) {
+            continue;
+        }
+        let path = proc_root.join(p.pid.to_string()).join("cgroup");
+        if let Ok(file) = std::fs::File::open(&path) {
+            p.container = super::cgroup::parse_cgroup(std::io::BufReader::new(file))
+                .ok()
+                .flatten();
+        }
+    }
 }

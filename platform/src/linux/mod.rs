@@ -3,6 +3,7 @@
 //! their tests run everywhere; file access and system calls sit behind
 //! `#[cfg(target_os = "linux")]`.
 
+pub mod cgroup;
 pub mod parse;
 pub mod procmap;
 pub mod self_channels;
