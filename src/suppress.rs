@@ -230,19 +230,18 @@ impl Suppressor {
             })
             .collect();
         let before = f.resources.len();
-        let paired = f.cleanup.len() == before;
-        let mut i = 0;
-        f.resources.retain(|_| {
-            i += 1;
-            !accepted[i - 1]
-        });
-        if paired {
-            let mut i = 0;
-            f.cleanup.retain(|_| {
-                i += 1;
-                !accepted[i - 1]
-            });
+        let kept = |items: Vec<String>| -> Vec<String> {
+            items
+                .into_iter()
+                .zip(&accepted)
+                .filter_map(|(item, &accepted)| (!accepted).then_some(item))
+                .collect()
+        };
+        // Cleanup lines pair with resources only when there is one each.
+        if f.cleanup.len() == before {
+            f.cleanup = kept(std::mem::take(&mut f.cleanup));
         }
+        f.resources = kept(std::mem::take(&mut f.resources));
         let old = format!("{before} ");
         if let Some(rest) = f.summary.strip_prefix(&old) {
             f.summary = format!("{} {rest}", f.resources.len());

@@ -73,20 +73,23 @@ fn name_prefix(sem: &Semaphore) -> Option<&[u8]> {
 /// its own: a creator family always groups; a name prefix only when two or
 /// more of `sems` share it.
 pub fn group_keys(sems: &[&Semaphore]) -> Vec<Option<GroupKey>> {
+    // Each name's family or prefix once: the prefix check quotes the path.
+    let parts: Vec<Result<&'static str, Option<&[u8]>>> = sems
+        .iter()
+        .map(|sem| family_of(sem).ok_or_else(|| name_prefix(sem)))
+        .collect();
     let mut prefixes: HashMap<&[u8], usize> = HashMap::new();
-    for sem in sems.iter().filter(|s| family_of(s).is_none()) {
-        if let Some(prefix) = name_prefix(sem) {
-            *prefixes.entry(prefix).or_default() += 1;
-        }
+    for prefix in parts.iter().filter_map(|p| p.err().flatten()) {
+        *prefixes.entry(prefix).or_default() += 1;
     }
-    sems.iter()
-        .map(|sem| {
-            if let Some(family) = family_of(sem) {
-                return Some(GroupKey::Family(family));
+    parts
+        .into_iter()
+        .map(|part| match part {
+            Ok(family) => Some(GroupKey::Family(family)),
+            Err(prefix) => {
+                let prefix = prefix?;
+                (prefixes[prefix] >= 2).then(|| GroupKey::Prefix(prefix.to_vec()))
             }
-            let prefix = name_prefix(sem)?;
-            (prefixes.get(prefix).copied().unwrap_or(0) >= 2)
-                .then(|| GroupKey::Prefix(prefix.to_vec()))
         })
         .collect()
 }

@@ -208,12 +208,9 @@ fn finding(
 /// parent that ignores it, or leaves it at the default, is unmoved (unknown
 /// dispositions count as possible).
 pub fn sigchld_nudge_can_help(parent: &Process) -> bool {
-    match (parent.sig_caught, parent.sig_ignored) {
-        (Some(caught), _) if caught & SIGCHLD_BIT != 0 => true,
-        (Some(_), Some(_)) => false,
-        (Some(_), None) => false,
-        (None, _) => true,
-    }
+    parent
+        .sig_caught
+        .is_none_or(|caught| caught & SIGCHLD_BIT != 0)
 }
 
 const RECOMMENDATION: &str = "The parent must reap its children: call waitpid for each one (a non-blocking waitpid(-1, WNOHANG) loop on every dispatch tick or in the SIGCHLD handler; in Python, Popen.wait()/poll() for every Popen). A zombie cannot be killed: signalling the parent so it reaps, or restarting it, clears them.";

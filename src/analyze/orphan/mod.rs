@@ -298,6 +298,10 @@ fn adopted_by(snapshot: &Snapshot, adopter: &Adopter) -> String {
     }
 }
 
+/// How long a resource tracker gets, at least, to exit by itself once its
+/// workers are gone (`--kill-after` when longer), in `run` and `clean`.
+pub const RESOURCE_TRACKER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A multiprocessing or loky resource tracker: the process that unlinks a
 /// pool's semaphores once its clients are gone. It ignores SIGTERM and
 /// SIGINT and exits by itself at EOF on its pipe, so it is never signalled

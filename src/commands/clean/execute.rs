@@ -137,10 +137,6 @@ fn describe_signal_failure(out: SignalOutcome, signal: Signal) -> (Status, Strin
     }
 }
 
-/// How long resource trackers get to exit by themselves once the workers
-/// are gone, at least (`--kill-after` when longer).
-const TRACKER_WAIT: Duration = Duration::from_secs(5);
-
 /// Workers first; then resource trackers, which unlink the workers'
 /// semaphores and exit by themselves once the workers are gone (they ignore
 /// SIGTERM): only those still running after that are signalled.
@@ -164,7 +160,9 @@ fn execute_terminations(plan: &mut Plan, env: &ExecEnv) {
     }
     let ended = |pid, ticks| control::has_ended(&env.proc_root, pid, ticks);
     let started = Instant::now();
-    let wait = env.kill_after.max(TRACKER_WAIT);
+    let wait = env
+        .kill_after
+        .max(crate::analyze::orphan::RESOURCE_TRACKER_GRACE);
     while started.elapsed() < wait && !trackers.iter().all(|&(_, p, t)| ended(p, t)) {
         std::thread::sleep(Duration::from_millis(20));
     }

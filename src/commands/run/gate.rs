@@ -345,7 +345,7 @@ impl Gate<'_> {
     /// TERM the leftovers, wait up to `--kill-after` for them, KILL the
     /// rest. Resource trackers are not signalled with them: they unlink the
     /// workers' semaphores and exit by themselves once the workers are gone
-    /// (waited for up to `--kill-after`, at least TRACKER_WAIT), and only
+    /// (waited for up to `--kill-after`, at least `RESOURCE_TRACKER_GRACE`), and only
     /// then are stragglers killed.
     pub(super) fn terminate(&mut self, left: &[(i32, u64)]) -> HashMap<i32, Fate> {
         let (trackers, workers): (Vec<_>, Vec<_>) = left.iter().partition(|(pid, _)| {
@@ -361,7 +361,11 @@ impl Gate<'_> {
             return fates;
         }
         let root = self.opts.proc_root.clone();
-        let deadline = Instant::now() + self.args.kill_after.max(TRACKER_WAIT);
+        let deadline = Instant::now()
+            + self
+                .args
+                .kill_after
+                .max(crate::analyze::orphan::RESOURCE_TRACKER_GRACE);
         let mut waiting = trackers;
         loop {
             let _ = self.reap();
@@ -496,10 +500,6 @@ fn test_hook_slow_sample() {
         std::thread::sleep(Duration::from_millis(ms));
     }
 }
-
-/// How long resource trackers get to exit by themselves once the workers
-/// are gone, at least (`--kill-after` when longer).
-const TRACKER_WAIT: Duration = Duration::from_secs(5);
 
 /// The most of one core the gate's samples may use while the command runs
 /// (the rest of a 5% budget goes to reaping and watching for semaphores).
