@@ -609,3 +609,163 @@ fn orphaned_pool_workers_go_first_and_their_tracker_unlinks_before_exiting() {
         .collect();
     assert!(left.is_empty(), "semaphores stranded: {left:?}");
 }
+
+fn is_root() -> bool {
+    euid() == 0
+}
+
+/// `unshare --pid --fork --mount-proc semleak ARGS…`: semleak in a nested
+/// pid namespace with that namespace's own `/proc` (as in a container).
+/// `None`, said loudly, where namespaces cannot be made here.
+fn semleak_in_nested_pid_namespace(args: &[&str]) -> Option<std::process::Output> {
+    let usable = is_root()
+        && std::process::Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "true"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !usable {
+        eprintln!("SKIPPED: a nested pid namespace cannot be made here (needs root and unshare)");
+        return None;
+    }
+    let out = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(semleak_bin())
+        .args(args)
+        .output()
+        .expect("unshare semleak");
+    Some(out)
+}
+
+#[test]
+fn a_nested_pid_namespace_with_its_own_proc_never_removes_what_outsiders_hold() {
+    let name = unique_name("nested-ns");
+    let _guard = SemGuard(name.clone());
+    let script = format!(
+        "{PY_SEM}\nh = sem_open(sys.argv[1])\nprint('ready', flush=True)\ntime.sleep(600)\n"
+    );
+    let mut holder = python(&script, &[&name]);
+    assert_eq!(holder.read_line(), "ready");
+    let path = PathBuf::from(format!("/dev/shm/sem.{name}"));
+
+    // Inside the namespace `NSpid` shows one pid and the holder is
+    // invisible: only the namespace link tells semleak where it runs.
+    let Some(out) =
+        semleak_in_nested_pid_namespace(&["scan", "--format", "json", "--sample-window", "0s"])
+    else {
+        return;
+    };
+    let report: Value = serde_json::from_slice(&out.stdout).expect("scan JSON");
+    let vis = &report["visibility"];
+    assert_eq!(vis["complete"], false, "{vis}");
+    assert!(vis.to_string().contains("nested pid namespace"), "{vis}");
+    let leak = findings(&report, "leaked_semaphore")
+        .into_iter()
+        .find(|f| f["resources"].to_string().contains(&name))
+        .expect("the held semaphore looks unheld from inside");
+    assert_eq!(leak["confidence"], "likely", "{leak}");
+
+    let out = semleak_in_nested_pid_namespace(&[
+        "clean",
+        "--format",
+        "json",
+        "--name",
+        &name,
+        "--min-age",
+        "0s",
+        "--yes",
+    ])
+    .unwrap();
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("clean JSON");
+    assert!(
+        path.exists(),
+        "a semaphore a process outside maps is kept: {plan:#}"
+    );
+    assert!(
+        plan["notes"].to_string().contains("nested pid namespace"),
+        "clean says why: {plan:#}"
+    );
+    for a in actions_for(&plan, &format!("sem.{name}")) {
+        assert_ne!(a["status"], "done", "{a}");
+    }
+    assert!(alive(holder.pid()));
+}
+
+#[test]
+fn a_thread_group_leader_that_exited_still_holds_through_its_threads() {
+    let name = unique_name("leader-exited");
+    let _guard = SemGuard(name.clone());
+    // The main thread opens the semaphore, starts a thread that keeps
+    // running, and calls pthread_exit: the process shows state Z and
+    // empty maps while its thread still maps the semaphore.
+    let script = format!(
+        "{PY_SEM}\nimport threading\nh = sem_open(sys.argv[1])\n\
+         def keep():\n    while True:\n        time.sleep(0.1)\n\
+         threading.Thread(target=keep).start()\nprint('ready', flush=True)\n\
+         _libc.pthread_exit(None)\n"
+    );
+    let mut proc_ = python(&script, &[&name]);
+    assert_eq!(proc_.read_line(), "ready");
+    let pid = proc_.pid();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        }),
+        "the leader exits"
+    );
+    assert_eq!(
+        fs::read(format!("/proc/{pid}/maps")).unwrap(),
+        b"",
+        "leader maps are empty"
+    );
+
+    let (_, report) = scan_json(&["--sample-window", "0s"]);
+    let inv = inventory_semaphore(&report, &name).expect("listed");
+    assert_eq!(inv["holders"], serde_json::json!([pid]), "{inv}");
+    assert!(
+        !report["findings"].to_string().contains(&name),
+        "a held semaphore is no finding: {:#}",
+        report["findings"]
+    );
+    assert!(
+        findings(&report, "zombie")
+            .iter()
+            .all(|f| !pids_of(f).contains(&pid)),
+        "a live process is not a zombie"
+    );
+
+    let path = PathBuf::from(format!("/dev/shm/sem.{name}"));
+    let (_, plan) = clean_json(&[
+        "--name",
+        &name,
+        "--min-age",
+        "0s",
+        "--allow-incomplete",
+        "--yes",
+    ]);
+    assert!(path.exists(), "the held semaphore is kept: {plan:#}");
+
+    // The unlink path's own re-check sees the holder too.
+    let st = fs::metadata(&path).unwrap();
+    let dir = semleak::platform::control::ShmDir::open(Path::new("/dev/shm")).unwrap();
+    let refused = dir.unlink_semaphore(
+        format!("sem.{name}").as_bytes(),
+        semleak::platform::control::ExpectedFile {
+            dev: st.dev(),
+            inode: st.ino(),
+        },
+        Path::new("/proc"),
+        semleak::platform::control::Unverifiable::Accept,
+    );
+    assert!(
+        matches!(refused, Err(semleak::platform::control::UnlinkRefused::Held(ref p)) if p == &[pid]),
+        "{refused:?}"
+    );
+    assert!(path.exists());
+}

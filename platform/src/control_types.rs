@@ -49,6 +49,8 @@ pub enum UnlinkRefused {
     Held(Vec<i32>),
     #[error("cannot verify: the maps of pid(s) {} could not be read and they could hold it", join_pids(.0))]
     Unverifiable(Vec<i32>),
+    #[error("cannot verify: semleak runs in a nested pid namespace (pid:[{0}]) and processes outside it could hold it")]
+    NestedPidNamespace(u64),
     #[error("{op} failed: {source}")]
     Io {
         op: &'static str,

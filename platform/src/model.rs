@@ -192,8 +192,11 @@ fn is_false(b: &bool) -> bool {
 }
 
 impl Process {
+    /// Exited and not yet reaped. A thread-group leader that exited while
+    /// other threads run (state Z, more than one thread) is a live
+    /// process, not a zombie.
     pub fn is_zombie(&self) -> bool {
-        self.state == 'Z'
+        self.state == 'Z' && self.threads <= 1
     }
     /// The command line as one lossy string, arguments joined by spaces.
     pub fn command_line(&self) -> String {

@@ -194,10 +194,20 @@ fn read_needed_status(
     procs::read_status(proc_root, processes, &adopted);
 }
 
-/// semleak itself in a nested pid namespace (its own `NSpid` has more than
-/// one entry): the processes of the enclosing namespaces are invisible, and
+/// semleak itself in a nested pid namespace (its namespace link is not the
+/// initial namespace's, or its own `NSpid` has more than one entry, which
+/// a fixture tree can say): the processes of the enclosing namespaces are invisible, and
 /// any of them could map what the shared-memory directory holds.
 fn nested_pid_namespace(proc_root: &Path) -> Option<String> {
+    if let Some(inode) = procs::nested_pid_namespace_inode(proc_root) {
+        return Some(format!(
+            "semleak runs in a nested pid namespace (pid:[{inode}], not the host's \
+             pid:[{}]): processes of the enclosing namespaces cannot be seen, and any of them \
+             could hold a semaphore or segment listed here; run it in the host's pid namespace \
+             for a complete view",
+            super::parse::INIT_PID_NAMESPACE_INODE
+        ));
+    }
     let file = File::open(proc_root.join("self/status")).ok()?;
     let status = super::parse::parse_status(BufReader::new(file)).ok()?;
     if status.ns_pids.len() < 2 {
@@ -205,7 +215,9 @@ fn nested_pid_namespace(proc_root: &Path) -> Option<String> {
     }
     let pids: Vec<String> = status.ns_pids.iter().map(|p| p.to_string()).collect();
     Some(format!(
-        "semleak runs in a nested pid namespace (its pid is {} from the outermost namespace in):          processes of the enclosing namespaces cannot be seen, and any of them could hold a          semaphore or segment listed here; run it in the host's pid namespace for a complete view",
+        "semleak runs in a nested pid namespace (its pid is {} from the outermost namespace in): \
+         processes of the enclosing namespaces cannot be seen, and any of them could hold a \
+         semaphore or segment listed here; run it in the host's pid namespace for a complete view",
         pids.join(" → ")
     ))
 }
@@ -355,7 +367,7 @@ fn listening_sockets(
 fn attach_containers(proc_root: &Path, processes: &mut [Process]) {
     let zombie_parents: std::collections::HashSet<i32> = processes
         .iter()
-        .filter(|p| p.state == 'Z')
+        .filter(|p| p.is_zombie())
         .map(|p| p.ppid)
         .collect();
     for p in processes.iter_mut() {

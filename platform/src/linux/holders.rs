@@ -8,7 +8,7 @@ use std::io::{self, BufReader};
 use std::path::Path;
 use std::time::Instant;
 
-use super::parse::{parse_maps, parse_stat};
+use super::parse::{parse_maps, parse_stat, MapsLine};
 
 /// Holders of files on the given devices, and the processes whose maps
 /// could not be read (possible holders of anything).
@@ -20,6 +20,9 @@ pub(crate) struct HolderIndex {
     /// descriptor), so each could hold any file; zombies are left out
     /// because the kernel shows they map nothing.
     unreadable: Vec<i32>,
+    /// The proc root's own pid namespace when it is a nested one: its
+    /// processes are not all the processes that could map a file.
+    pub(crate) nested_pid_namespace: Option<u64>,
     pub(crate) built: Instant,
 }
 
@@ -32,6 +35,7 @@ impl HolderIndex {
         let mut index = HolderIndex {
             mapped: HashMap::new(),
             unreadable: Vec::new(),
+            nested_pid_namespace: super::procs::nested_pid_namespace_inode(proc_root),
             built,
         };
         for pid in super::procs::list_pids(proc_root)? {
@@ -39,11 +43,16 @@ impl HolderIndex {
                 continue;
             }
             let base = proc_root.join(pid.to_string());
-            let maps = File::open(base.join("maps")).and_then(|f| {
-                parse_maps(BufReader::with_capacity(64 * 1024, f), |dev, _, _| {
-                    devs.contains(&dev)
-                })
-            });
+            let mut maps = read_maps(&base, devs);
+            // Empty maps: a kernel thread, a zombie, or a thread-group
+            // leader that exited while its threads run on in the same
+            // memory; for the last, a live thread's maps are the process's.
+            if matches!(&maps, Ok((_, 0))) {
+                if let Some(thread) = live_thread_of_exited_leader(&base, pid) {
+                    maps = read_maps(&thread, devs);
+                }
+            }
+            let maps = maps.map(|(lines, _)| lines);
             match maps {
                 Ok(lines) => {
                     for l in lines {
@@ -72,6 +81,39 @@ impl HolderIndex {
     }
 }
 
+/// The mappings of files on `devs`, and how many lines the maps had.
+fn read_maps(base: &Path, devs: &HashSet<u64>) -> io::Result<(Vec<MapsLine>, usize)> {
+    let f = File::open(base.join("maps"))?;
+    let mut lines = 0usize;
+    let kept = parse_maps(BufReader::with_capacity(64 * 1024, f), |dev, _, _| {
+        lines += 1;
+        devs.contains(&dev)
+    })?;
+    Ok((kept, lines))
+}
+
+/// `PROC/PID/task/TID` of a live thread when `pid` is a thread-group
+/// leader in state Z whose group still has other threads.
+fn live_thread_of_exited_leader(base: &Path, pid: i32) -> Option<std::path::PathBuf> {
+    let stat = parse_stat(&std::fs::read(base.join("stat")).ok()?).ok()?;
+    if stat.state != 'Z' || stat.num_threads <= 1 {
+        return None;
+    }
+    let task = base.join("task");
+    std::fs::read_dir(&task)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&tid| tid != pid)
+        .map(|tid| task.join(tid.to_string()))
+        .find(|dir| {
+            std::fs::read(dir.join("stat"))
+                .ok()
+                .and_then(|b| parse_stat(&b).ok())
+                .is_some_and(|s| s.state != 'Z' && s.state != 'X')
+        })
+}
+
 fn gone(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
 }
@@ -80,7 +122,7 @@ fn is_zombie(base: &Path) -> bool {
     std::fs::read(base.join("stat"))
         .ok()
         .and_then(|b| parse_stat(&b).ok())
-        .is_some_and(|s| s.state == 'Z' || s.state == 'X')
+        .is_some_and(|s| (s.state == 'Z' && s.num_threads <= 1) || s.state == 'X')
 }
 
 #[cfg(test)]

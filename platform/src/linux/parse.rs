@@ -161,6 +161,19 @@ pub fn makedev(major: u64, minor: u64) -> u64 {
 /// Parse `/proc/PID/maps`, keeping the file mappings `keep` accepts. The
 /// path is everything after the inode (it may contain spaces); a trailing
 /// ` (deleted)` is removed and reported in `deleted`.
+/// The inode of the initial pid namespace, fixed by the kernel
+/// (`PROC_PID_INIT_INO`): `/proc/self/ns/pid` reads `pid:[4026531836]` in
+/// the host's pid namespace and something else in any nested one, even
+/// where `/proc` is the nested namespace's own procfs and `NSpid` shows a
+/// single pid.
+pub const INIT_PID_NAMESPACE_INODE: u64 = 0xEFFF_FFFC;
+
+/// The inode of a `pid:[N]` namespace link target.
+pub fn parse_pid_namespace_link(target: &[u8]) -> Option<u64> {
+    let inner = target.strip_prefix(b"pid:[")?.strip_suffix(b"]")?;
+    std::str::from_utf8(inner).ok()?.parse().ok()
+}
+
 pub fn parse_maps(
     mut reader: impl BufRead,
     mut keep: impl FnMut(u64, u64, &[u8]) -> bool,
@@ -654,5 +667,20 @@ mod tests {
     fn boot_time() {
         let text = "cpu  1 2 3\nintr 5\nbtime 1700000000\nprocesses 10\n";
         assert_eq!(parse_boot_time(text.as_bytes()).unwrap(), Some(1700000000));
+    }
+
+    #[test]
+    fn pid_namespace_links() {
+        assert_eq!(
+            parse_pid_namespace_link(b"pid:[4026531836]"),
+            Some(INIT_PID_NAMESPACE_INODE)
+        );
+        assert_eq!(
+            parse_pid_namespace_link(b"pid:[4026532175]"),
+            Some(4026532175)
+        );
+        assert_eq!(parse_pid_namespace_link(b"net:[4026531836]"), None);
+        assert_eq!(parse_pid_namespace_link(b"pid:[]"), None);
+        assert_eq!(parse_pid_namespace_link(b"pid:[12"), None);
     }
 }

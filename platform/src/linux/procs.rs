@@ -20,8 +20,9 @@ use rustix::io::Errno;
 use rustix::path::DecInt;
 
 use super::parse::{
-    parse_cmdline, parse_fd_link, parse_fdinfo_flags, parse_maps, parse_schedstat, parse_stat,
-    parse_status, parse_syscall, parse_wchan, FdTarget,
+    parse_cmdline, parse_fd_link, parse_fdinfo_flags, parse_maps, parse_pid_namespace_link,
+    parse_schedstat, parse_stat, parse_status, parse_syscall, parse_wchan, FdTarget,
+    INIT_PID_NAMESPACE_INODE,
 };
 use super::procmap;
 use crate::model::{Fd, FdKind, Process, ShmMapping, ThreadSample};
@@ -151,6 +152,16 @@ fn parse_num<T: std::str::FromStr>(name: &[u8]) -> Option<T> {
 }
 
 /// The pids in the proc root, sorted.
+/// The pid namespace `PROC_ROOT/self` lives in, when it is not the
+/// initial one: then processes of the enclosing namespaces are invisible
+/// and any of them could hold shared memory. `None` where the link cannot
+/// be read (a fixture tree, a kernel without pid namespaces).
+pub fn nested_pid_namespace_inode(proc_root: &Path) -> Option<u64> {
+    let target = std::fs::read_link(proc_root.join("self/ns/pid")).ok()?;
+    let inode = parse_pid_namespace_link(target.as_os_str().as_encoded_bytes())?;
+    (inode != INIT_PID_NAMESPACE_INODE).then_some(inode)
+}
+
 pub fn list_pids(proc_root: &Path) -> io::Result<Vec<i32>> {
     let dir = open_dir(CWD, proc_root)?;
     let mut buf = vec![MaybeUninit::uninit(); 64 * 1024];
@@ -259,6 +270,21 @@ impl<'a> ProcScan<'a> {
             ..Process::default()
         };
         p.comm = stat.comm;
+        // A thread-group leader that called `pthread_exit` shows state Z
+        // and empty maps while its other threads run on in the same
+        // memory: read what the process holds through a live thread.
+        let leader_gone;
+        let dir = if p.state == 'Z' && p.threads > 1 {
+            match live_thread_dir(&dir, pid, bufs) {
+                Some(thread) => {
+                    leader_gone = thread;
+                    &leader_gone
+                }
+                None => &dir,
+            }
+        } else {
+            &dir
+        };
         if p.kernel_thread || p.is_zombie() {
             // No memory, no descriptors, no command line: nothing to hide.
             p.inspected = true;
@@ -267,10 +293,10 @@ impl<'a> ProcScan<'a> {
                 skip_reason: None,
             };
         }
-        if read_at(&dir, "cmdline", &mut bufs.text).is_ok() {
+        if read_at(dir, "cmdline", &mut bufs.text).is_ok() {
             p.cmdline = parse_cmdline(&bufs.text);
         }
-        let skip_reason = match self.read_maps(&dir, bufs) {
+        let skip_reason = match self.read_maps(dir, bufs) {
             Ok(maps) => {
                 p.inspected = true;
                 p.shm_maps = maps;
@@ -285,9 +311,9 @@ impl<'a> ProcScan<'a> {
             Err(e) => Some(describe(&self.path(pid, "maps"), e)),
         };
         if p.inspected {
-            p.fds = self.read_fds(&dir, bufs);
+            p.fds = self.read_fds(dir, bufs);
             if p.threads >= self.thread_names_min.max(2) {
-                p.thread_names = read_thread_names(&dir, bufs);
+                p.thread_names = read_thread_names(dir, bufs);
             }
         }
         ProcOutcome::Seen {
@@ -448,6 +474,42 @@ pub fn access_from_link_mode(mode: u32) -> Option<u32> {
         (true, true) => Some(2),
         (false, false) => None,
     }
+}
+
+/// `task/TID` of a thread of `pid` other than the leader that has not
+/// exited, opened as a directory: its `maps`, `fd` and `cmdline` are the
+/// process's.
+fn live_thread_dir(dir: &OwnedFd, pid: i32, bufs: &mut Buffers) -> Option<OwnedFd> {
+    let task = open_dir(dir, "task").ok()?;
+    let Buffers {
+        dirents,
+        name,
+        text,
+    } = bufs;
+    let mut entries = RawDir::new(&task, dirents);
+    while let Some(Ok(entry)) = entries.next() {
+        let tid_name = entry.file_name().to_bytes();
+        match parse_num::<i32>(tid_name) {
+            Some(tid) if tid != pid => {}
+            _ => continue,
+        }
+        name.clear();
+        name.extend_from_slice(tid_name);
+        name.extend_from_slice(b"/stat");
+        if read_at(&task, name.as_slice(), text).is_err() {
+            continue;
+        }
+        if parse_stat(text).is_ok_and(|st| st.state != 'Z' && st.state != 'X') {
+            return openat(
+                &task,
+                tid_name,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ok();
+        }
+    }
+    None
 }
 
 fn read_thread_names(dir: &OwnedFd, bufs: &mut Buffers) -> Vec<RawName> {

@@ -181,6 +181,10 @@ impl ShmDir {
         if !unverified.is_empty() && unverifiable == Unverifiable::Refuse {
             return Err(UnlinkRefused::Unverifiable(unverified));
         }
+        // Checked here, on the unlink path itself, not only when planning.
+        if let (Some(ns), Unverifiable::Refuse) = (index.nested_pid_namespace, unverifiable) {
+            return Err(UnlinkRefused::NestedPidNamespace(ns));
+        }
 
         // Reading /proc took a while: look at the entry once more, then
         // take it out of reach before the final check.

@@ -160,10 +160,19 @@ pub fn plan(snapshot: &Snapshot, findings: &[Finding], opts: &CleanOptions) -> P
         ));
     }
     if !visibility_complete {
+        // Say why: uninspected processes, or the collector's own notes (a
+        // nested pid namespace, an unreadable directory) as it wrote them.
+        let why = if snapshot.visibility.skipped.is_empty() {
+            snapshot.visibility.notes.join("; ")
+        } else {
+            format!(
+                "{} of {} processes could not be inspected",
+                snapshot.visibility.skipped.len(),
+                snapshot.visibility.processes_total
+            )
+        };
         notes.push(format!(
-            "visibility is incomplete: {} of {} processes could not be inspected{}",
-            snapshot.visibility.skipped.len(),
-            snapshot.visibility.processes_total,
+            "visibility is incomplete: {why}{}",
             if opts.allow_incomplete {
                 "; --allow-incomplete: semaphores they could hold are cleaned anyway"
             } else {
