@@ -233,11 +233,13 @@ fn cleanup_lines_never_run_code_and_remove_exactly_their_file() {
                 "{sh}: unsafe line {line:?}"
             );
             // `semleak clean` lines are run with the binary on PATH; a fresh
-            // file is younger than the default --min-age, so the test adds
-            // `--min-age 0s` after the line as printed.
+            // file is younger than the default --min-age, and semleak in
+            // the test's nested pid namespace cannot see the processes
+            // outside (it refuses without --allow-incomplete), so the test
+            // adds both after the line as printed.
             let script = if line.starts_with("semleak clean ") {
                 assert!(line.contains("--inode"), "{line}");
-                format!("{line} --min-age 0s --format json >/dev/null")
+                format!("{line} --min-age 0s --allow-incomplete --format json >/dev/null")
             } else {
                 assert!(line.starts_with("rm -- '"), "{line}");
                 line.to_string()
@@ -297,6 +299,8 @@ fn a_symlinked_shared_memory_directory_is_resolved_once_for_scan_and_clean() {
         &link,
         "--min-age",
         "0s",
+        // A nested pid namespace: processes outside it go unseen.
+        "--allow-incomplete",
         "--yes",
     ]);
     let plan = json(&out);
