@@ -120,7 +120,9 @@ pub struct SnapshotArgs {
     pub collect: CollectArgs,
     #[command(flatten)]
     pub probe: ProbeArgs,
-    /// Write to FILE instead of standard output.
+    /// Write to FILE instead of standard output, atomically (a temporary file in the same
+    /// directory, then renamed over FILE); only a regular file or a missing name is replaced
+    /// (a device, FIFO, socket, directory or symbolic link is refused).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Replace every process's arguments and the host name, for sharing: only the program
@@ -145,7 +147,8 @@ pub struct AnalyzeArgs {
 /// `semleak run [OPTIONS] [--] CMD [ARGS…]`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Write the JSON report (schema_version 1, `command: "run"`) to FILE.
+    /// Write the JSON report (schema_version 1, `command: "run"`) to FILE (not through a
+    /// symbolic link: one is refused).
     #[arg(long, value_name = "FILE", help_heading = "Gate")]
     pub report: Option<PathBuf>,
     /// After the command exits, wait this long for its descendants to finish on their own.
@@ -177,6 +180,7 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(i32).range(1..=255), help_heading = "Gate")]
     pub leak_exit_code: i32,
     /// Also write a JUnit XML report to FILE: one test case per finding kind (GitLab, Jenkins).
+    /// A symbolic link is refused, not followed.
     #[arg(long, value_name = "FILE", help_heading = "Gate")]
     pub junit: Option<PathBuf>,
     #[command(flatten)]
@@ -322,7 +326,8 @@ pub struct OutputArgs {
     #[arg(long, value_enum, default_value_t = Format::Table, help_heading = "Output")]
     pub format: Format,
     /// Write to FILE instead of standard output, atomically (a temporary file in the same
-    /// directory, then renamed over FILE).
+    /// directory, then renamed over FILE); only a regular file or a missing name is replaced
+    /// (a device, FIFO, socket, directory or symbolic link is refused).
     #[arg(short, long, value_name = "FILE", help_heading = "Output")]
     pub output: Option<PathBuf>,
     /// Exit 1 when a finding at or above this severity remains.

@@ -52,7 +52,8 @@ pub enum AppError {
         #[source]
         source: io::Error,
     },
-    #[error("cannot write {}: {source}", path.display())]
+    /// The source is not in the message: `main` prints the chain.
+    #[error("cannot write {}", path.display())]
     Write {
         path: PathBuf,
         #[source]

@@ -222,3 +222,73 @@ fn bad_arguments_and_files_exit_2_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a semleak snapshot"));
 }
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// `-o` replaces only a regular file or a missing name: a FIFO or a
+/// symbolic link (say another user's, in /tmp) is refused and left as it
+/// was, and so is the link's target.
+#[test]
+fn output_refuses_a_fifo_or_a_symlink_and_leaves_it_alone() {
+    use std::os::unix::fs::FileTypeExt;
+    let fx = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("fifo");
+    mkfifo(&fifo);
+    let target = tmp.path().join("theirs");
+    fs::write(&target, "not yours\n").unwrap();
+    let link = tmp.path().join("link");
+    symlink(&target, &link).unwrap();
+
+    for (path, kind) in [(&fifo, "a FIFO"), (&link, "a symbolic link")] {
+        let scan = {
+            let mut a = args(&fx, "json");
+            a.extend(["-o", path.to_str().unwrap()]);
+            a
+        };
+        let snapshot = {
+            let mut a = vec!["snapshot"];
+            a.extend_from_slice(&args(&fx, "json")[3..]);
+            a.extend(["-o", path.to_str().unwrap()]);
+            a
+        };
+        for argv in [scan, snapshot] {
+            let out = semleak(&argv);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{argv:?}: {err}");
+            assert!(
+                err.contains(&format!(
+                    "semleak: error: refusing to replace {}: it is {kind}, not a regular file \
+                     (write to a regular file, or omit -o to print to stdout)",
+                    path.display()
+                )),
+                "{argv:?}: {err}"
+            );
+        }
+    }
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(fs::read_link(&link).unwrap(), target);
+    assert_eq!(fs::read_to_string(&target).unwrap(), "not yours\n");
+    // No temporary file left behind.
+    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 3);
+
+    // A regular file is still replaced.
+    let mut a = args(&fx, "json");
+    a.extend(["-o", target.to_str().unwrap()]);
+    let out = semleak(&a);
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(fs::read_to_string(&target).unwrap().starts_with('{'));
+}

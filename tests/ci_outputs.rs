@@ -189,3 +189,42 @@ fn summary_off_a_terminal_is_plain_text_at_100_columns() {
     let out = run(&["--color", "always"], &leaking(0), &[]);
     assert!(stderr(&out).contains("\x1b[1;31mLEAKS\x1b[0m"));
 }
+
+/// `--report`, `--junit` and `$GITHUB_STEP_SUMMARY` are not written
+/// through a symbolic link (another user's, in /tmp): refused before the
+/// command runs, the link's target untouched.
+#[test]
+fn report_files_refuse_a_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("theirs");
+    std::fs::write(&target, "not yours\n").unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let marker = dir.path().join("ran");
+    let command: Vec<String> = vec!["touch".into(), marker.to_str().unwrap().into()];
+    let message = format!(
+        "semleak: error: refusing to write {}: it is a symbolic link (name a regular file, not a link)",
+        link.display()
+    );
+    for flag in ["--report", "--junit"] {
+        let out = run(&[flag, link.to_str().unwrap()], &command, &[]);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&message), "{flag}: {}", stderr(&out));
+        assert!(!marker.exists(), "{flag}: the command must not run");
+    }
+    let out = run(
+        &[],
+        &leaking(0),
+        &[
+            ("GITHUB_ACTIONS", Path::new("true")),
+            ("GITHUB_STEP_SUMMARY", &link),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&message), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "not yours\n");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}

@@ -65,7 +65,7 @@ When set to a non\-empty value, \fB\-\-color auto\fR does not colour.
 \fBGITHUB_ACTIONS\fR, \fBGITHUB_STEP_SUMMARY\fR
 When \fBGITHUB_ACTIONS\fR is \fBtrue\fR, \fBsemleak run\fR writes one \fB::error::\fR,
 \fB::warning::\fR or \fB::notice::\fR line per finding to standard error and appends a markdown
-summary to the file \fBGITHUB_STEP_SUMMARY\fR names.
+summary to the file \fBGITHUB_STEP_SUMMARY\fR names (a symbolic link is refused, not followed).
 .SH EXAMPLES
 .TP
 \fBsemleak scan\fR

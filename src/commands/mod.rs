@@ -7,6 +7,7 @@ pub mod clean;
 pub mod completions;
 pub mod exporter;
 pub mod namespace;
+pub mod output;
 pub mod run;
 pub mod scan;
 pub mod snapshot;
@@ -14,7 +15,7 @@ pub mod terminal;
 
 use std::fs;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use semleak_platform::{CollectOptions, RawName, Snapshot};
 
@@ -25,6 +26,7 @@ use crate::report::table::TableOptions;
 use crate::report::{json, prometheus, table, Report};
 use crate::suppress::{Suppressed, Suppressor};
 
+pub use output::write_atomically;
 pub use terminal::Ui;
 
 pub fn run(cli: Cli) -> Result<i32, AppError> {
@@ -132,10 +134,7 @@ pub fn emit(report: &Report, output: &OutputArgs, ui: &Ui) -> Result<(), AppErro
             Format::Table => out.write_all(table::render(report, &TableOptions::PLAIN).as_bytes()),
             Format::Prometheus => out.write_all(prometheus::render(report).as_bytes()),
         };
-        return write_atomically(path, write).map_err(|source| AppError::Write {
-            path: path.clone(),
-            source,
-        });
+        return write_atomically(path, write);
     }
     let text = match output.format {
         Format::Json => return stream_stdout(|out| json::write(report, out)),
@@ -143,34 +142,6 @@ pub fn emit(report: &Report, output: &OutputArgs, ui: &Ui) -> Result<(), AppErro
         Format::Prometheus => prometheus::render(report),
     };
     write_stdout(&text)
-}
-
-/// Write `path` whole or not at all: a temporary file in the same directory
-/// (same filesystem), synced, then renamed over `path`, so a reader such as
-/// node_exporter's textfile collector never sees half a file.
-pub fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".semleak-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    write(tmp.as_file_mut())?;
-    tmp.as_file().sync_all()?;
-    // Readable like any output file (tempfile creates 0600).
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 /// Stream to stdout through a buffer; a reader that went away is not an

@@ -1,11 +1,9 @@
 //! `semleak snapshot`: the raw collected Snapshot as JSON, with `--redact`
 //! for sharing it in a bug report.
 
-use std::fs;
-
 use semleak_platform::{Process, RawName, Snapshot};
 
-use super::{collect_options, stream_stdout};
+use super::{collect_options, stream_stdout, write_atomically};
 use crate::analyze::orphan::worker_signature;
 use crate::cli::SnapshotArgs;
 use crate::exit::{AppError, EXIT_OK};
@@ -26,16 +24,11 @@ pub fn snapshot(args: &SnapshotArgs) -> Result<i32, AppError> {
     }
     // Streamed: the Snapshot of a busy host is megabytes of JSON.
     match &args.output {
-        Some(path) => fs::File::create(path)
-            .and_then(|f| {
-                let mut out = std::io::BufWriter::new(f);
-                json::write_value(&snapshot, &mut out)?;
-                std::io::Write::flush(&mut out)
-            })
-            .map_err(|source| AppError::Write {
-                path: path.clone(),
-                source,
-            })?,
+        Some(path) => write_atomically(path, |f| {
+            let mut out = std::io::BufWriter::new(f);
+            json::write_value(&snapshot, &mut out)?;
+            std::io::Write::flush(&mut out)
+        })?,
         None => stream_stdout(|out| json::write_value(&snapshot, out))?,
     }
     Ok(EXIT_OK)

@@ -20,7 +20,7 @@ mod clean_up;
 mod gate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::Command;
@@ -32,6 +32,7 @@ use semleak_platform::control::{
 };
 use semleak_platform::{CollectOptions, RawName};
 
+use super::output::open_in_place;
 use super::Ui;
 use crate::analyze;
 use crate::cli::RunArgs;
@@ -377,11 +378,7 @@ fn github_outputs(report: &Report) -> Result<(), AppError> {
         path: path.clone(),
         source,
     };
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(&path)
-        .map_err(write_err)?;
+    let mut file = open_in_place(&path, true)?;
     file.write_all(github::step_summary(report).as_bytes())
         .map_err(write_err)
 }
@@ -416,21 +413,13 @@ fn start_command(supervisor: &Supervisor, args: &RunArgs) -> Result<Started, i32
 
 /// Open `--report`/`--junit` for writing before anything runs (creating
 /// it, not yet truncating an existing one), so an unwritable path is a usage
-/// error found before the command runs and leftovers are killed.
+/// error found before the command runs and leftovers are killed. A
+/// symbolic link is refused, not followed.
 fn open_early(path: Option<&PathBuf>) -> Result<Option<File>, AppError> {
     let Some(path) = path else {
         return Ok(None);
     };
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map(Some)
-        .map_err(|source| AppError::Write {
-            path: path.clone(),
-            source,
-        })
+    open_in_place(path, false).map(Some)
 }
 
 fn write_report(mut file: File, text: &str) -> io::Result<()> {
