@@ -189,8 +189,10 @@ fn finding(
                 "kill -CHLD {ppid}  # prompts a SIGCHLD handler to reap; harmless otherwise"
             ));
         }
+        // Commented out: the parent is a live program, and a cleanup block
+        // pasted whole must not stop it.
         f.cleanup.push(format!(
-            "kill -TERM {ppid}  # ends the parent; init adopts and reaps the zombies"
+            "# kill -TERM {ppid}  # stops the live parent (run it only if you mean to); init adopts and reaps the zombies"
         ));
     } else if nudge {
         f.cleanup = vec![format!(
@@ -277,7 +279,7 @@ mod tests {
             "{:?}",
             f.cleanup
         );
-        assert!(f.cleanup[0].starts_with("kill -TERM 500"));
+        assert!(f.cleanup[0].starts_with("# kill -TERM 500"));
     }
 
     #[test]

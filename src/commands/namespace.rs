@@ -28,6 +28,11 @@ pub fn for_namespace(line: &str, ns: PidNamespace, proc_root: &Path) -> Option<S
     let PidNamespace::Other { id, enter_via } = ns else {
         return None;
     };
+    // A line commented out because it stops a live program stays
+    // commented out, and names the namespace like the rest.
+    if let Some(inner) = line.strip_prefix("# ") {
+        return for_namespace(inner, ns, proc_root).map(|l| format!("# {l}"));
+    }
     let (command, comment) = match line.split_once("  # ") {
         Some((c, rest)) => (c, Some(rest)),
         None => (line, None),
