@@ -76,8 +76,8 @@ pub struct ExporterArgs {
     /// the bound address is printed on standard error).
     #[arg(long, value_name = "ADDR")]
     pub listen: std::net::SocketAddr,
-    /// Serve the last scan's metrics to scrapes within this time of it.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    /// Serve the last scan's metrics to scrapes within this time of it (at most 1h).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_min_interval)]
     pub min_interval: Duration,
     #[command(flatten)]
     pub collect: CollectArgs,
@@ -151,15 +151,17 @@ pub struct RunArgs {
     /// symbolic link: one is refused).
     #[arg(long, value_name = "FILE", help_heading = "Gate")]
     pub report: Option<PathBuf>,
-    /// After the command exits, wait this long for its descendants to finish on their own.
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, help_heading = "Gate")]
+    /// After the command exits, wait this long for its descendants to finish on their own
+    /// (at most 1h).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_grace, help_heading = "Gate")]
     pub grace: Duration,
     /// Sample the host this often while the command runs (0s: only before and after); on a
     /// busy host samples are spaced further apart so that they use at most 5% of one core.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration, help_heading = "Gate")]
+    /// At most 5m.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval, help_heading = "Gate")]
     pub interval: Duration,
-    /// SIGKILL leftover descendants still running this long after SIGTERM.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration, help_heading = "Gate")]
+    /// SIGKILL leftover descendants still running this long after SIGTERM (at most 1h).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_kill_after, help_heading = "Gate")]
     pub kill_after: Duration,
     /// Leave leftover descendants running instead of terminating them.
     #[arg(long, help_heading = "Gate")]
@@ -210,8 +212,8 @@ pub struct SuppressArgs {
 pub struct CollectArgs {
     #[command(flatten)]
     pub roots: RootArgs,
-    /// Window across which wakeup channels are sampled: their fill level at its start and end, and four looks at a channel holding bytes and its loop thread (0s disables sampling).
-    #[arg(long, value_name = "DURATION", default_value = "300ms", value_parser = parse_duration, help_heading = "Collection")]
+    /// Window across which wakeup channels are sampled: their fill level at its start and end, and four looks at a channel holding bytes and its loop thread (0s disables sampling; at most 5m).
+    #[arg(long, value_name = "DURATION", default_value = "300ms", value_parser = parse_sample_window, help_heading = "Collection")]
     pub sample_window: Duration,
 }
 
@@ -394,8 +396,8 @@ pub struct CleanArgs {
     #[arg(long)]
     pub yes: bool,
     /// Leave semaphores modified (or linked) more recently than this: their
-    /// creator may be between sem_open and use.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    /// creator may be between sem_open and use (at most 365d).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_min_age)]
     pub min_age: Duration,
     /// Also act on resources owned by other users (default: only your own).
     #[arg(long)]
@@ -425,8 +427,8 @@ pub struct CleanArgs {
     /// cannot be typed or pasted safely; `scan` prints such lines.
     #[arg(long = "inode", value_name = "INODE")]
     pub inodes: Vec<u64>,
-    /// How long orphans get to exit after SIGTERM before SIGKILL.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    /// How long orphans get to exit after SIGTERM before SIGKILL (at most 1h).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_kill_after)]
     pub kill_after: Duration,
     /// Output format.
     #[arg(long, value_enum, default_value_t = CleanFormat::Table)]
@@ -457,8 +459,126 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("`{s}` is not a duration ({e}): write e.g. 500ms, 2s, 5m"))
 }
 
+/// The longest `--sample-window`: collection sleeps through it.
+pub const MAX_SAMPLE_WINDOW: Duration = Duration::from_secs(5 * 60);
+/// The longest `run --interval`.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// The longest `run --grace`.
+pub const MAX_GRACE: Duration = Duration::from_secs(60 * 60);
+/// The longest `--kill-after` (`run` and `clean`).
+pub const MAX_KILL_AFTER: Duration = Duration::from_secs(60 * 60);
+/// The longest `exporter --min-interval`.
+pub const MAX_MIN_INTERVAL: Duration = Duration::from_secs(60 * 60);
+/// The longest `clean --min-age`.
+pub const MAX_MIN_AGE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// [`parse_duration`], refused above `max` (written `max_text` in the
+/// message): every duration flag is bounded here, at parse time, so no
+/// later `Instant + Duration` can overflow and no sleep outlasts the user.
+fn bounded_duration(
+    s: &str,
+    flag: &str,
+    max: Duration,
+    max_text: &str,
+) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > max {
+        return Err(format!(
+            "{flag}: {} is too long (at most {max_text})",
+            s.trim()
+        ));
+    }
+    Ok(d)
+}
+
+pub fn parse_sample_window(s: &str) -> Result<Duration, String> {
+    bounded_duration(s, "--sample-window", MAX_SAMPLE_WINDOW, "5m")
+}
+
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    bounded_duration(s, "--interval", MAX_INTERVAL, "5m")
+}
+
+pub fn parse_grace(s: &str) -> Result<Duration, String> {
+    bounded_duration(s, "--grace", MAX_GRACE, "1h")
+}
+
+pub fn parse_kill_after(s: &str) -> Result<Duration, String> {
+    bounded_duration(s, "--kill-after", MAX_KILL_AFTER, "1h")
+}
+
+pub fn parse_min_interval(s: &str) -> Result<Duration, String> {
+    bounded_duration(s, "--min-interval", MAX_MIN_INTERVAL, "1h")
+}
+
+pub fn parse_min_age(s: &str) -> Result<Duration, String> {
+    bounded_duration(s, "--min-age", MAX_MIN_AGE, "365d")
+}
+
 fn parse_glob(s: &str) -> Result<String, String> {
     globset::Glob::new(s)
         .map(|_| s.to_string())
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_up_to_each_maximum_are_accepted() {
+        assert_eq!(parse_grace("1h"), Ok(MAX_GRACE));
+        assert_eq!(parse_kill_after("60m"), Ok(MAX_KILL_AFTER));
+        assert_eq!(parse_interval("5m"), Ok(MAX_INTERVAL));
+        assert_eq!(parse_sample_window("5m"), Ok(MAX_SAMPLE_WINDOW));
+        assert_eq!(parse_min_interval("1h"), Ok(MAX_MIN_INTERVAL));
+        assert_eq!(parse_min_age("365d"), Ok(MAX_MIN_AGE));
+        assert_eq!(parse_sample_window("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_grace("2s"), Ok(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn durations_over_each_maximum_are_refused_with_the_flag_and_limit() {
+        assert_eq!(
+            parse_grace("584542046090y"),
+            Err("--grace: 584542046090y is too long (at most 1h)".to_string())
+        );
+        assert_eq!(
+            parse_kill_after("1h 1s"),
+            Err("--kill-after: 1h 1s is too long (at most 1h)".to_string())
+        );
+        assert!(parse_interval("5m 1ms").unwrap_err().contains("at most 5m"));
+        assert!(parse_sample_window("301s")
+            .unwrap_err()
+            .contains("at most 5m"));
+        assert!(parse_min_interval("2h").unwrap_err().contains("at most 1h"));
+        assert!(parse_min_age("366d").unwrap_err().contains("at most 365d"));
+        // u64::MAX seconds: refused (too long, or not a duration humantime can hold).
+        assert!(parse_sample_window("18446744073709551615s").is_err());
+        assert!(parse_grace("2").unwrap_err().contains("no unit"));
+    }
+
+    #[test]
+    fn every_duration_flag_is_bounded() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, out: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let is_duration = arg
+                    .get_value_names()
+                    .is_some_and(|names| names.iter().any(|n| n == "DURATION"));
+                if is_duration {
+                    let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                    if !help.contains("at most") {
+                        out.push(format!("{} --{}", cmd.get_name(), arg.get_id()));
+                    }
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, out);
+            }
+        }
+        let mut unbounded = Vec::new();
+        walk(&Cli::command(), &mut unbounded);
+        assert!(unbounded.is_empty(), "{unbounded:?}");
+    }
 }

@@ -2,7 +2,7 @@
 //! collect (crate `semleak-platform`) → [`analyze`] → [`report`], with
 //! [`commands`] on top. Every import points down this list:
 //!
-//! `commands` → `cli` → `report` → `suppress` → `analyze` → `exit`
+//! `commands` → `cli` → `report` → `suppress` → `analyze` → `exit` → `input`
 //!
 //! (`docs/ARCHITECTURE.md`; a test keeps it so).
 
@@ -10,6 +10,7 @@ pub mod analyze;
 pub mod cli;
 pub mod commands;
 pub mod exit;
+pub mod input;
 pub mod report;
 pub mod suppress;
 

@@ -36,6 +36,7 @@ use semleak_platform::escape_for_terminal;
 use serde::{Deserialize, Serialize};
 
 use crate::analyze::{Finding, Kind};
+use crate::input::{read_capped_text, SETTINGS_LIMIT};
 
 pub const ALLOWLIST_FILE: &str = ".semleak.toml";
 
@@ -164,7 +165,7 @@ impl Suppressor {
             },
         };
         if let Some(path) = allow_path {
-            let text = std::fs::read_to_string(&path).map_err(|source| SuppressError::Read {
+            let text = read_text(&path).map_err(|source| SuppressError::Read {
                 path: path.clone(),
                 source,
             })?;
@@ -334,8 +335,13 @@ pub fn untrusted(path: &Path, uid: u32) -> Option<String> {
     None
 }
 
+/// A baseline or allowlist file's text, at most [`SETTINGS_LIMIT`].
+fn read_text(path: &Path) -> std::io::Result<String> {
+    read_capped_text(path, SETTINGS_LIMIT, false)
+}
+
 fn load_baseline(path: &Path) -> Result<HashSet<String>, SuppressError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SuppressError::Read {
+    let text = read_text(path).map_err(|source| SuppressError::Read {
         path: path.to_path_buf(),
         source,
     })?;

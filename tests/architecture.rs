@@ -17,6 +17,7 @@ const APP_LAYERS: &[&[&str]] = &[
     &["suppress"],
     &["analyze"],
     &["exit"],
+    &["input"],
 ];
 
 /// Layers of the `semleak-platform` crate, top first. The OS folders are

@@ -292,3 +292,103 @@ fn output_refuses_a_fifo_or_a_symlink_and_leaves_it_alone() {
     );
     assert!(fs::read_to_string(&target).unwrap().starts_with('{'));
 }
+
+/// Run semleak with `args`, killing it (by its pid) if it has not exited
+/// within `limit`: the output, or `None` when it had to be killed.
+fn semleak_within(args: &[&str], limit: std::time::Duration) -> Option<std::process::Output> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(semleak_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run semleak");
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if child.try_wait().expect("wait for semleak").is_some() {
+            return Some(child.wait_with_output().expect("semleak output"));
+        }
+        if std::time::Instant::now() >= deadline {
+            kill(child.id() as i32, libc::SIGKILL);
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+const PROMPTLY: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[test]
+fn absurd_durations_are_usage_errors_not_panics() {
+    let out = semleak_within(&["run", "--grace", "584542046090y", "--", "true"], PROMPTLY)
+        .expect("exits promptly");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("--grace: 584542046090y is too long (at most 1h)"),
+        "{err}"
+    );
+
+    for (flag, value) in [
+        ("--kill-after", "584542046090y"),
+        ("--interval", "584542046090y"),
+        ("--sample-window", "584542046090y"),
+    ] {
+        let out =
+            semleak_within(&["run", flag, value, "--", "true"], PROMPTLY).expect("exits promptly");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {err}");
+        assert!(err.contains("too long"), "{flag}: {err}");
+    }
+
+    let out = semleak_within(
+        &["scan", "--sample-window", "18446744073709551615s"],
+        PROMPTLY,
+    )
+    .expect("scan --sample-window 18446744073709551615s exits promptly");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--sample-window"), "{err}");
+}
+
+#[test]
+fn endless_input_files_are_refused_promptly() {
+    let out = semleak_within(&["analyze", "/dev/zero"], PROMPTLY)
+        .expect("analyze /dev/zero exits promptly");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("/dev/zero") && err.contains("larger than 64 MiB"),
+        "{err}"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = tmp.path().join("snap.json");
+    let out = semleak(&[
+        "snapshot",
+        "--sample-window",
+        "0s",
+        "-o",
+        snap.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = semleak_within(
+        &["analyze", snap.to_str().unwrap(), "--baseline", "/dev/zero"],
+        PROMPTLY,
+    )
+    .expect("--baseline /dev/zero exits promptly");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("/dev/zero") && err.contains("larger than 16 MiB"),
+        "{err}"
+    );
+}

@@ -51,6 +51,9 @@ cmdline = "*pytest*"
 reason = "loky leaks on timeout, tracked in #123"
 .RE
 .fi
+.PP
+Input files are read up to a limit and refused beyond it: 64 MiB for a snapshot given to
+\fBanalyze\fR, 16 MiB for a \fB\-\-baseline\fR, allowlist or \fB\-\-probe\-names\fR file.
 .TP
 \fI/dev/shm/sem.*\fR
 POSIX named semaphores (glibc); other entries of \fI/dev/shm\fR are shared\-memory objects.

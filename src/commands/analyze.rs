@@ -3,8 +3,6 @@
 //! and allowlists apply as in `scan`.
 
 use std::collections::HashSet;
-use std::fs;
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use semleak_platform::Snapshot;
@@ -13,6 +11,7 @@ use super::{emit, load_suppressor, note_suppressed, suppress, Ui};
 use crate::analyze::{self, MAX_DATE_SECS};
 use crate::cli::AnalyzeArgs;
 use crate::exit::{AppError, EXIT_FINDINGS, EXIT_OK};
+use crate::input;
 use crate::report::Report;
 
 pub fn analyze_file(args: &AnalyzeArgs, ui: &Ui) -> Result<i32, AppError> {
@@ -36,13 +35,7 @@ pub fn load_snapshot(path: &Path) -> Result<Snapshot, AppError> {
         path: path.to_path_buf(),
         source,
     };
-    let text = if path.as_os_str() == "-" {
-        let mut s = String::new();
-        io::stdin().read_to_string(&mut s).map_err(read_err)?;
-        s
-    } else {
-        fs::read_to_string(path).map_err(read_err)?
-    };
+    let text = input::read_capped_text(path, input::SNAPSHOT_LIMIT, true).map_err(read_err)?;
     parse_snapshot(&text, path)
 }
 
@@ -79,6 +72,10 @@ pub struct InvalidSnapshot {
     pub detail: String,
 }
 
+/// The longest host name a snapshot may hold: 255 bytes (a DNS name's
+/// limit; Linux allows 64, macOS 255).
+const MAX_HOSTNAME_BYTES: usize = 255;
+
 /// The last millisecond RFC 3339 can write (year 9999).
 const MAX_DATE_MS: u64 = MAX_DATE_SECS as u64 * 1000 + 999;
 
@@ -96,6 +93,12 @@ fn validate(s: &Snapshot) -> Result<(), String> {
         }
     };
     time_ms("taken_at_ms", s.taken_at_ms)?;
+    if s.host.hostname.len() > MAX_HOSTNAME_BYTES {
+        return Err(format!(
+            "host.hostname is {} bytes long: host names are at most {MAX_HOSTNAME_BYTES}",
+            s.host.hostname.len()
+        ));
+    }
     if let Some(boot) = s.host.boot_time {
         time_ms("host.boot_time", boot.saturating_mul(1000))?;
     }
@@ -148,6 +151,11 @@ mod tests {
             ),
             ("/host/boot_time", i64::MAX.into(), "host.boot_time"),
             ("/host/clock_ticks", 0.into(), "clock_ticks is 0"),
+            (
+                "/host/hostname",
+                "h".repeat(256).into(),
+                "host.hostname is 256 bytes long",
+            ),
         ];
         for (ptr, value, expected) in cases {
             let mut v = base();

@@ -13,7 +13,6 @@ pub mod scan;
 pub mod snapshot;
 pub mod terminal;
 
-use std::fs;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
@@ -93,10 +92,12 @@ pub fn note_suppressed(report: &Report, format: Format) {
 pub fn collect_options(args: &CollectArgs, probe: &ProbeArgs) -> Result<CollectOptions, AppError> {
     let mut opts = args.options();
     if let Some(path) = &probe.probe_names {
-        let bytes = fs::read(path).map_err(|source| AppError::ReadProbeNames {
-            path: path.clone(),
-            source,
-        })?;
+        let bytes = crate::input::read_capped(path, crate::input::SETTINGS_LIMIT, false).map_err(
+            |source| AppError::ReadProbeNames {
+                path: path.clone(),
+                source,
+            },
+        )?;
         opts.probe_names = parse_probe_names(&bytes);
     }
     Ok(opts)

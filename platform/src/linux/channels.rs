@@ -77,7 +77,10 @@ pub fn sample_channels(snapshot: &mut Snapshot, opts: &CollectOptions, started: 
         if !last && loop_pids.is_empty() {
             continue;
         }
-        let due = opts.sample_window * i / (READINGS - 1);
+        let due = opts
+            .sample_window
+            .checked_mul(i)
+            .map_or(opts.sample_window, |d| d / (READINGS - 1));
         if let Some(rest) = due.checked_sub(window_start.elapsed()) {
             std::thread::sleep(rest);
         }

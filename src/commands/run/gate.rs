@@ -221,7 +221,7 @@ impl Gate<'_> {
     /// After the command exits: the grace period, then the snapshot that
     /// decides what was left. Returns it and the leftovers (pid, start).
     pub(super) fn after_command(&mut self) -> Result<(Snapshot, Vec<(i32, u64)>), AppError> {
-        let deadline = Instant::now() + self.args.grace;
+        let deadline = deadline_in(self.args.grace);
         let mut next_watch = Instant::now();
         loop {
             self.reap()?;
@@ -361,11 +361,11 @@ impl Gate<'_> {
             return fates;
         }
         let root = self.opts.proc_root.clone();
-        let deadline = Instant::now()
-            + self
-                .args
+        let deadline = deadline_in(
+            self.args
                 .kill_after
-                .max(crate::analyze::orphan::RESOURCE_TRACKER_GRACE);
+                .max(crate::analyze::orphan::RESOURCE_TRACKER_GRACE),
+        );
         let mut waiting = trackers;
         loop {
             let _ = self.reap();
@@ -401,7 +401,7 @@ impl Gate<'_> {
                 }
             }
         }
-        let deadline = Instant::now() + self.args.kill_after;
+        let deadline = deadline_in(self.args.kill_after);
         while !waiting.is_empty() {
             let _ = self.reap();
             waiting.retain(|&(pid, start)| {
@@ -441,7 +441,7 @@ impl Gate<'_> {
     /// termination, say) until none is left, then reap them all.
     pub(super) fn sweep(&mut self) -> HashMap<i32, Fate> {
         let mut fates = HashMap::new();
-        let deadline = Instant::now() + FINAL_REAP;
+        let deadline = deadline_in(FINAL_REAP);
         loop {
             let live = self.live_descendants();
             for &(pid, start) in &live {
@@ -461,6 +461,24 @@ impl Gate<'_> {
     }
 }
 
+/// `d` from now, saturating: a duration too long for the clock gives the
+/// latest instant it can show (flags are bounded when parsed; this keeps a
+/// deadline from ever panicking).
+pub(super) fn deadline_in(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d).unwrap_or_else(|| {
+        let mut step = d;
+        let mut at = now;
+        while !step.is_zero() {
+            match at.checked_add(step) {
+                Some(later) => at = later,
+                None => step /= 2,
+            }
+        }
+        at
+    })
+}
+
 /// Collect and observe every `interval` until told to stop; a sample
 /// finished after the stop is dropped.
 pub(super) fn sampler(
@@ -470,7 +488,7 @@ pub(super) fn sampler(
     stop: Arc<AtomicBool>,
     tx: std::sync::mpsc::Sender<Result<Observation, semleak_platform::CollectError>>,
 ) {
-    let mut next = Instant::now() + interval;
+    let mut next = deadline_in(interval);
     loop {
         while Instant::now() < next {
             if stop.load(Ordering::SeqCst) {
@@ -484,7 +502,7 @@ pub(super) fn sampler(
         // On a busy host one sample costs a lot of CPU: wait long enough
         // that sampling stays within SAMPLING_CPU_SHARE of one core.
         let cost = control::own_cpu_time().saturating_sub(cpu_before);
-        next = Instant::now() + interval.max(cost.mul_f64(1.0 / SAMPLING_CPU_SHARE - 1.0));
+        next = deadline_in(interval.max(cost.mul_f64(1.0 / SAMPLING_CPU_SHARE - 1.0)));
         if stop.load(Ordering::SeqCst) || tx.send(sample).is_err() {
             return;
         }
@@ -509,5 +527,19 @@ fn cmdline_label(proc_root: &Path, pid: i32) -> String {
     match control::command_line(proc_root, pid) {
         Some(args) => format!("pid {pid} ({})", joined(&args)),
         None => format!("pid {pid}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_saturate_instead_of_panicking() {
+        let before = Instant::now();
+        assert!(deadline_in(Duration::from_secs(1)) >= before + Duration::from_secs(1));
+        let far = deadline_in(Duration::MAX);
+        assert!(far > before + Duration::from_secs(365 * 24 * 3600));
+        assert!(deadline_in(Duration::ZERO) >= before);
     }
 }
