@@ -328,7 +328,9 @@ fn absurd_durations_are_usage_errors_not_panics() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(
-        err.contains("--grace: 584542046090y is too long (at most 1h)"),
+        err.contains(
+            "invalid value '584542046090y' for '--grace <DURATION>': too long (at most 1h)"
+        ),
         "{err}"
     );
 
