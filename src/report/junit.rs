@@ -120,9 +120,12 @@ fn xml(s: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
             '\n' | '\t' => out.push(c),
-            c if c.is_control() || matches!(c, '\u{fffe}' | '\u{ffff}') => {
-                out.push_str(&term(&c.to_string()))
+            // Noncharacters XML 1.0 forbids, which the terminal escaping
+            // keeps as they are.
+            '\u{fffe}' | '\u{ffff}' => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
+            c if c.is_control() => out.push_str(&term(&c.to_string())),
             c => out.push(c),
         }
     }
@@ -138,6 +141,12 @@ mod tests {
     fn escapes_markup_and_characters_xml_cannot_hold() {
         assert_eq!(xml("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&apos;");
         assert_eq!(xml("x\u{1b}[31m\u{0}y\n"), "x\\x1b[31m\\x00y\n");
+        // XML 1.0 forbids U+FFFE and U+FFFF anywhere: never written raw.
+        let noncharacters = xml("a\u{fffe}b\u{ffff}c");
+        assert!(
+            !noncharacters.contains(['\u{fffe}', '\u{ffff}']),
+            "{noncharacters:?}"
+        );
     }
 
     #[test]
