@@ -475,8 +475,8 @@ pub const MAX_MIN_AGE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// [`parse_duration`], refused above `max` (written `max_text` in the
 /// message): every duration flag is bounded here, at parse time, so no
 /// later `Instant + Duration` can overflow and no sleep outlasts the user.
-/// `s` as a duration of at most `max`. clap names the flag and the value
-/// before this message, so it says only what is wrong.
+/// clap names the flag and the value before the message, so it says only
+/// what is wrong.
 fn bounded_duration(s: &str, max: Duration, max_text: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d > max {
@@ -532,7 +532,7 @@ mod tests {
     }
 
     #[test]
-    fn durations_over_each_maximum_are_refused_with_the_flag_and_limit() {
+    fn durations_over_each_maximum_are_refused_with_the_limit() {
         assert_eq!(
             parse_grace("584542046090y"),
             Err("too long (at most 1h)".to_string())

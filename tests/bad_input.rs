@@ -304,18 +304,12 @@ fn semleak_within(args: &[&str], limit: std::time::Duration) -> Option<std::proc
         .stderr(Stdio::piped())
         .spawn()
         .expect("run semleak");
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if child.try_wait().expect("wait for semleak").is_some() {
-            return Some(child.wait_with_output().expect("semleak output"));
-        }
-        if std::time::Instant::now() >= deadline {
-            kill(child.id() as i32, libc::SIGKILL);
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    if wait_until(limit, || child.try_wait().is_ok_and(|s| s.is_some())) {
+        return Some(child.wait_with_output().expect("semleak output"));
     }
+    kill(child.id() as i32, libc::SIGKILL);
+    let _ = child.wait();
+    None
 }
 
 const PROMPTLY: std::time::Duration = std::time::Duration::from_secs(30);

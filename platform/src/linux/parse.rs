@@ -158,9 +158,6 @@ pub fn makedev(major: u64, minor: u64) -> u64 {
         | (minor & 0x0000_00ff)
 }
 
-/// Parse `/proc/PID/maps`, keeping the file mappings `keep` accepts. The
-/// path is everything after the inode (it may contain spaces); a trailing
-/// ` (deleted)` is removed and reported in `deleted`.
 /// The inode of the initial pid namespace, fixed by the kernel
 /// (`PROC_PID_INIT_INO`): `/proc/self/ns/pid` reads `pid:[4026531836]` in
 /// the host's pid namespace and something else in any nested one, even
@@ -174,6 +171,9 @@ pub fn parse_pid_namespace_link(target: &[u8]) -> Option<u64> {
     std::str::from_utf8(inner).ok()?.parse().ok()
 }
 
+/// Parse `/proc/PID/maps`, keeping the file mappings `keep` accepts. The
+/// path is everything after the inode (it may contain spaces); a trailing
+/// ` (deleted)` is removed and reported in `deleted`.
 pub fn parse_maps(
     mut reader: impl BufRead,
     mut keep: impl FnMut(u64, u64, &[u8]) -> bool,

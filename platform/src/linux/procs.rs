@@ -151,7 +151,6 @@ fn parse_num<T: std::str::FromStr>(name: &[u8]) -> Option<T> {
     std::str::from_utf8(name).ok()?.parse().ok()
 }
 
-/// The pids in the proc root, sorted.
 /// The pid namespace `PROC_ROOT/self` lives in, when it is not the
 /// initial one: then processes of the enclosing namespaces are invisible
 /// and any of them could hold shared memory. `None` where the link cannot
@@ -162,6 +161,7 @@ pub fn nested_pid_namespace_inode(proc_root: &Path) -> Option<u64> {
     (inode != INIT_PID_NAMESPACE_INODE).then_some(inode)
 }
 
+/// The pids in the proc root, sorted.
 pub fn list_pids(proc_root: &Path) -> io::Result<Vec<i32>> {
     let dir = open_dir(CWD, proc_root)?;
     let mut buf = vec![MaybeUninit::uninit(); 64 * 1024];
@@ -273,18 +273,12 @@ impl<'a> ProcScan<'a> {
         // A thread-group leader that called `pthread_exit` shows state Z
         // and empty maps while its other threads run on in the same
         // memory: read what the process holds through a live thread.
-        let leader_gone;
-        let dir = if p.state == 'Z' && p.threads > 1 {
-            match live_thread_dir(&dir, pid, bufs) {
-                Some(thread) => {
-                    leader_gone = thread;
-                    &leader_gone
-                }
-                None => &dir,
-            }
+        let thread_dir = if p.state == 'Z' && !p.is_zombie() {
+            live_thread_dir(&dir, pid, bufs)
         } else {
-            &dir
+            None
         };
+        let dir = thread_dir.as_ref().unwrap_or(&dir);
         if p.kernel_thread || p.is_zombie() {
             // No memory, no descriptors, no command line: nothing to hide.
             p.inspected = true;
