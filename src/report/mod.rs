@@ -292,3 +292,6 @@ mod tests;
 
 #[cfg(test)]
 mod process_tests;
+
+#[cfg(test)]
+mod golden_fixtures;

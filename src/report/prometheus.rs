@@ -119,7 +119,34 @@ pub fn render_with(report: &Report, state: Option<&ExporterState>) -> String {
         prometheus_client::encoding::text::encode_registry(&mut text, &registry)
             .expect("writing to a String cannot fail");
     }
-    text
+    in_stable_order(&text)
+}
+
+/// The samples of each metric sorted by their labels: `prometheus-client`
+/// keeps a family's series in a hash map, so without this two scans of the
+/// same host print them in different orders (textfile diffs, golden tests).
+/// Comment lines (`# HELP`, `# TYPE`, `# UNIT`, `# EOF`) stay where they are.
+fn in_stable_order(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut samples: Vec<&str> = Vec::new();
+    let flush = |samples: &mut Vec<&str>, out: &mut String| {
+        samples.sort_unstable();
+        for line in samples.drain(..) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    };
+    for line in text.lines() {
+        if line.starts_with('#') {
+            flush(&mut samples, &mut out);
+            out.push_str(line);
+            out.push('\n');
+        } else {
+            samples.push(line);
+        }
+    }
+    flush(&mut samples, &mut out);
+    out
 }
 
 fn label(s: impl Into<String>) -> LabelText {
