@@ -35,7 +35,7 @@ use schemars::JsonSchema;
 use semleak_platform::escape_for_terminal;
 use serde::{Deserialize, Serialize};
 
-use crate::analyze::{Finding, Kind};
+use crate::analyze::{Finding, Kind, Subject};
 use crate::input::{read_capped_text, SETTINGS_LIMIT};
 
 pub const ALLOWLIST_FILE: &str = ".semleak.toml";
@@ -203,13 +203,13 @@ impl Suppressor {
                 if !self.rules.iter().any(|r| r.matches(&f, cmdline_of)) {
                     return Some(f);
                 }
-                if f.kind == Kind::LeakedSemaphore && f.resources.len() > 1 {
+                if f.kind == Kind::LeakedSemaphore && f.subjects.len() > 1 {
                     // A group of semaphores: only the names a rule accepts
                     // leave it, never the rest of the group.
-                    let before = f.resources.len();
-                    self.drop_accepted_resources(&mut f, cmdline_of);
-                    counts.allowlist += before - f.resources.len();
-                    return (!f.resources.is_empty()).then_some(f);
+                    let before = f.subjects.len();
+                    self.drop_accepted_subjects(&mut f, cmdline_of);
+                    counts.allowlist += before - f.subjects.len();
+                    return (!f.subjects.is_empty()).then_some(f);
                 }
                 counts.allowlist += 1;
                 None
@@ -218,61 +218,48 @@ impl Suppressor {
         (kept, counts)
     }
 
-    /// Remove from a grouped finding the resources (and their cleanup
-    /// lines) that a rule accepts; the summary's count follows.
-    fn drop_accepted_resources(&self, f: &mut Finding, cmdline_of: &dyn Fn(i32) -> Option<String>) {
-        let accepted: Vec<bool> = f
-            .resources
+    /// Remove from a grouped finding the subjects (and the cleanup steps
+    /// that remove them) that a rule accepts; the headline counts what is
+    /// left.
+    fn drop_accepted_subjects(&self, f: &mut Finding, cmdline_of: &dyn Fn(i32) -> Option<String>) {
+        let accepted: Vec<Subject> = f
+            .subjects
             .iter()
-            .map(|r| {
+            .filter(|s| {
                 self.rules
                     .iter()
-                    .any(|rule| rule.matches_resource(f, r, cmdline_of))
+                    .any(|rule| rule.matches_subject(f, Some(s), cmdline_of))
             })
+            .cloned()
             .collect();
-        let before = f.resources.len();
-        let kept = |items: Vec<String>| -> Vec<String> {
-            items
-                .into_iter()
-                .zip(&accepted)
-                .filter_map(|(item, &accepted)| (!accepted).then_some(item))
-                .collect()
-        };
-        // Cleanup lines pair with resources only when there is one each.
-        if f.cleanup.len() == before {
-            f.cleanup = kept(std::mem::take(&mut f.cleanup));
-        }
-        f.resources = kept(std::mem::take(&mut f.resources));
-        let old = format!("{before} ");
-        if let Some(rest) = f.summary.strip_prefix(&old) {
-            f.summary = format!("{} {rest}", f.resources.len());
-        }
+        let removed: HashSet<(u64, u64)> = accepted.iter().filter_map(Subject::file_key).collect();
+        f.subjects.retain(|s| !accepted.contains(s));
+        f.cleanup
+            .retain(|c| c.file_key().is_none_or(|k| !removed.contains(&k)));
     }
 }
 
 impl AllowRule {
     fn matches(&self, f: &Finding, cmdline_of: &dyn Fn(i32) -> Option<String>) -> bool {
-        f.resources
+        f.subjects
             .iter()
-            .any(|r| self.matches_resource(f, r, cmdline_of))
-            || (self.name.is_none() && self.matches_resource(f, "", cmdline_of))
+            .any(|s| self.matches_subject(f, Some(s), cmdline_of))
+            || (self.name.is_none() && self.matches_subject(f, None, cmdline_of))
     }
 
-    /// Whether the rule accepts `resource` of `f`.
-    fn matches_resource(
+    /// Whether the rule accepts `subject` of `f` (`None`: the finding as a
+    /// whole, which no `name` rule matches).
+    fn matches_subject(
         &self,
         f: &Finding,
-        resource: &str,
+        subject: Option<&Subject>,
         cmdline_of: &dyn Fn(i32) -> Option<String>,
     ) -> bool {
         if self.kind.is_some_and(|k| k != f.kind) {
             return false;
         }
         if let Some(glob) = &self.name {
-            let base = resource.rsplit('/').next().unwrap_or(resource);
-            let hit = glob.is_match(resource)
-                || glob.is_match(base)
-                || base.strip_prefix("sem.").is_some_and(|n| glob.is_match(n));
+            let hit = subject.is_some_and(|s| s.names().iter().any(|n| glob.is_match(n)));
             if !hit {
                 return false;
             }
@@ -529,7 +516,8 @@ fn class_end(chars: &[char], start: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::{Confidence, Severity};
+    use crate::analyze::{CleanupStep, Confidence, Group, Headline, Severity};
+    use semleak_platform::RawName;
 
     fn finding(kind: Kind, resource: &str, pids: &[i32]) -> Finding {
         let mut f = Finding::new(
@@ -539,7 +527,7 @@ mod tests {
             Confidence::Certain,
         );
         if !resource.is_empty() {
-            f.resources = vec![resource.to_string()];
+            f.subjects = vec![Subject::SemaphoreName(resource.to_string())];
         }
         f.pids = pids.to_vec();
         f
@@ -583,7 +571,7 @@ reason = "xdist workers"
             finding(Kind::Zombie, "/dev/shm/sem.mp-zz", &[10]),
         ];
         let (kept, counts) = s.apply(fs, &cmdlines);
-        let kept: Vec<_> = kept.iter().map(|f| f.resources.clone()).collect();
+        let kept: Vec<_> = kept.iter().map(|f| f.resources().clone()).collect();
         assert_eq!(
             kept,
             vec![
@@ -626,31 +614,34 @@ reason = "xdist workers"
     #[test]
     fn a_name_rule_takes_only_its_names_out_of_a_group() {
         let mut group = finding(Kind::LeakedSemaphore, "", &[]);
-        group.summary = "3 semaphores named app-* are held by no process".into();
-        group.resources = [
-            "/dev/shm/sem.app-a",
-            "/dev/shm/sem.app-b",
-            "/dev/shm/sem.app-c",
-        ]
-        .map(String::from)
-        .to_vec();
-        group.cleanup = group
-            .resources
-            .iter()
-            .map(|r| format!("rm -- {r}"))
-            .collect();
+        group.summary = Headline::Unheld(Group::Prefix("app-".into()));
+        for (inode, name) in [(1, "app-a"), (2, "app-b"), (3, "app-c")] {
+            let path = RawName::from(format!("/dev/shm/sem.{name}"));
+            group.subjects.push(Subject::SemaphoreFile {
+                dev: 0x1a,
+                inode,
+                path: path.clone(),
+                name: name.into(),
+            });
+            group.cleanup.push(CleanupStep::RemoveFile {
+                dev: 0x1a,
+                inode,
+                path,
+            });
+        }
+        assert!(group.summary_text().starts_with("3 semaphores named app-*"));
         let s = with_rules("[[allow]]\nname = \"app-b\"\nreason = \"ours\"\n");
         let (kept, counts) = s.apply(vec![group], &cmdlines);
         assert_eq!(counts.allowlist, 1);
         assert_eq!(
-            kept[0].resources,
+            kept[0].resources(),
             ["/dev/shm/sem.app-a", "/dev/shm/sem.app-c"]
         );
         assert_eq!(
-            kept[0].cleanup,
+            kept[0].cleanup_lines(),
             ["rm -- /dev/shm/sem.app-a", "rm -- /dev/shm/sem.app-c"]
         );
-        assert!(kept[0].summary.starts_with("2 semaphores"));
+        assert!(kept[0].summary_text().starts_with("2 semaphores"));
         // A rule naming every member drops the finding.
         let s = with_rules("[[allow]]\nname = \"app-?\"\nreason = \"ours\"\n");
         let (kept, counts) = s.apply(kept, &cmdlines);

@@ -110,6 +110,9 @@ fn the_fixed_snapshots_cover_every_finding_kind() {
         "stalled_wakeup_pipe",
         "thread_pileup",
     ] {
-        assert!(kinds.contains(kind), "no golden report has a {kind} finding");
+        assert!(
+            kinds.contains(kind),
+            "no golden report has a {kind} finding"
+        );
     }
 }

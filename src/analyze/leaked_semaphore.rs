@@ -6,7 +6,8 @@ use semleak_platform::{Process, Semaphore, Snapshot, DEFAULT_SHM_DIR};
 
 use super::creator::Creator;
 use super::{
-    age_secs, finding_id, human_age_ago, shell_quote, Confidence, Config, Finding, Kind, Severity,
+    age_secs, finding_id, human_age_ago, shell_quote, CleanupStep, Confidence, Config, Evidence,
+    Finding, Group, Headline, Kind, Severity, Subject,
 };
 
 pub fn check(snapshot: &Snapshot, _config: &Config) -> Vec<Finding> {
@@ -126,34 +127,24 @@ fn group_finding(
         return f;
     }
     let creator = Creator::infer(&sems[0].name);
-    f.summary = match key {
-        GroupKey::Family(_) => format!(
-            "{} {} semaphores are held by no process",
-            sems.len(),
-            creator.label()
-        ),
-        GroupKey::Prefix(prefix) => format!(
-            "{} semaphores named {}* are held by no process",
-            sems.len(),
-            String::from_utf8_lossy(prefix)
-        ),
-    };
-    f.resources = sems.iter().map(|s| s.path.to_lossy()).collect();
-    let not_certain: Vec<String> = f
+    f.summary = Headline::Unheld(match key {
+        GroupKey::Family(_) => Group::Family(creator.label().to_string()),
+        GroupKey::Prefix(prefix) => Group::Prefix(String::from_utf8_lossy(prefix).into_owned()),
+    });
+    f.subjects = sems.iter().map(|s| file_subject(s)).collect();
+    let caveats: Vec<Evidence> = f
         .evidence
         .iter()
-        .filter(|e| e.starts_with("not certain"))
+        .filter(|e| e.is_caveat())
         .cloned()
         .collect();
-    f.evidence = vec![format!(
-        "none of them is mapped by any process (matched by device and inode across {} \
-         inspected processes)",
-        snapshot.visibility.processes_inspected
-    )];
-    f.evidence.push(batches(snapshot, sems));
+    f.evidence = vec![Evidence::NoneOfThemMapped {
+        inspected: snapshot.visibility.processes_inspected,
+    }];
+    f.say(batches(snapshot, sems));
     let waiting = sems.iter().filter(|s| s.waiters.unwrap_or(0) > 0).count();
     if waiting > 0 {
-        f.evidence.push(format!(
+        f.say(format!(
             "{waiting} of them record waiters but nobody maps them: they died while blocked"
         ));
     }
@@ -161,18 +152,24 @@ fn group_finding(
     uids.sort_unstable();
     uids.dedup();
     let uids: Vec<String> = uids.iter().map(u32::to_string).collect();
-    f.evidence.push(format!("owner uid {}", uids.join(", ")));
-    f.evidence.push(match creator {
+    f.say(format!("owner uid {}", uids.join(", ")));
+    f.say(match creator {
         Creator::Loky { .. } => loky_creators(snapshot, sems),
         _ => creator.describe(snapshot),
     });
-    f.evidence.extend(not_certain);
-    let mut scratch = Vec::new();
-    f.cleanup = sems
-        .iter()
-        .map(|s| cleanup_line(snapshot, s, &mut scratch))
-        .collect();
+    f.evidence.extend(caveats);
+    f.cleanup = sems.iter().map(|s| cleanup_step(snapshot, s)).collect();
     f
+}
+
+/// A semaphore file as a finding's subject.
+pub fn file_subject(sem: &Semaphore) -> Subject {
+    Subject::SemaphoreFile {
+        dev: sem.meta.dev,
+        inode: sem.meta.inode,
+        path: sem.path.clone(),
+        name: sem.name.clone(),
+    }
 }
 
 /// When the group's semaphores were made, in batches (made within a minute
@@ -242,7 +239,7 @@ pub fn merge_same_id(findings: Vec<Finding>) -> Vec<Finding> {
         members[i] += 1;
         into.severity = into.severity.max(f.severity);
         into.confidence = into.confidence.min(f.confidence);
-        into.resources.extend(f.resources);
+        into.subjects.extend(f.subjects);
         for pid in f.pids {
             if !into.pids.contains(&pid) {
                 into.pids.push(pid);
@@ -250,39 +247,17 @@ pub fn merge_same_id(findings: Vec<Finding>) -> Vec<Finding> {
         }
         // Only what every member says holds for the group (inodes and
         // values differ per semaphore).
-        into.evidence.retain(|line| f.evidence.contains(line));
+        into.evidence.retain(|e| f.evidence.contains(e));
         into.cleanup.extend(f.cleanup);
     }
+    // The headline counts the subjects, so a merged finding says how many.
     for (f, n) in out.iter_mut().zip(members) {
-        if n < 2 {
-            continue;
+        if n >= 2 {
+            f.evidence
+                .insert(0, Evidence::NoneOfManyMapped { count: n });
         }
-        f.summary = plural_summary(&f.summary, n);
-        f.evidence.insert(
-            0,
-            format!("{n} semaphores; none is mapped by any process (matched by device and inode)"),
-        );
     }
     out
-}
-
-/// "semaphore mp-x was left by …" for one, "5 semaphores were left by …"
-/// for a group.
-fn plural_summary(one: &str, n: usize) -> String {
-    let rest = one
-        .strip_prefix("semaphore ")
-        .and_then(|r| r.split_once(' ').map(|(_, rest)| rest));
-    match rest {
-        Some(rest) => {
-            let rest = match rest.split_once(' ') {
-                Some(("was", tail)) => format!("were {tail}"),
-                Some(("is", tail)) => format!("are {tail}"),
-                _ => rest.to_string(),
-            };
-            format!("{n} semaphores {rest}")
-        }
-        None => format!("{one} (and {} more like it)", n - 1),
-    }
 }
 
 /// Pids that were not inspected and so could have any semaphore mapped.
@@ -330,14 +305,15 @@ fn finding_with(snapshot: &Snapshot, sem: &Semaphore, hidden: &[i32]) -> Finding
     let path = sem.path.as_bytes();
     let mut f = Finding::new(Kind::LeakedSemaphore, path, Severity::Error, confidence);
     let creator = Creator::infer(&sem.name);
-    f.summary = format!("semaphore {} is held by no process", sem.name.to_lossy());
-    f.resources = vec![sem.path.to_lossy()];
+    f.summary = Headline::Unheld(Group::One(sem.name.to_lossy()));
+    f.subjects = vec![file_subject(sem)];
     let age = age_secs(snapshot, sem.meta.modified_at);
-    f.evidence.push(format!(
-        "no process maps it (matched by device {} and inode {} across {} inspected processes)",
-        sem.meta.dev, sem.meta.inode, snapshot.visibility.processes_inspected
-    ));
-    f.evidence.push(format!(
+    f.evidence.push(Evidence::NoProcessMaps {
+        dev: sem.meta.dev,
+        inode: sem.meta.inode,
+        inspected: snapshot.visibility.processes_inspected,
+    });
+    f.say(format!(
         "last modified {}; owner uid {}, gid {}, mode {:04o}",
         human_age_ago(age, sem.meta.modified_at),
         sem.meta.uid,
@@ -346,77 +322,70 @@ fn finding_with(snapshot: &Snapshot, sem: &Semaphore, hidden: &[i32]) -> Finding
     ));
     match (sem.value, sem.waiters) {
         (Some(value), Some(waiters)) => {
-            f.evidence.push(format!("value {value}, waiters {waiters}"));
+            f.say(format!("value {value}, waiters {waiters}"));
             if waiters > 0 {
-                f.evidence.push(format!(
+                f.say(format!(
                     "{waiters} waiter(s) recorded but nobody maps it: they died while blocked"
                 ));
             }
         }
-        _ => f.evidence.push(format!(
+        _ => f.say(format!(
             "value unknown: {}",
             sem.unreadable_reason.as_deref().unwrap_or("not read")
         )),
     }
-    f.evidence.push(creator.describe(snapshot));
+    f.say(creator.describe(snapshot));
     if !hidden.is_empty() {
-        let shown: Vec<String> = hidden.iter().take(10).map(|p| p.to_string()).collect();
-        f.evidence.push(format!(
-            "not certain: {} uninspected process(es) could hold it, whatever their uid (pids {}{}); {}",
-            hidden.len(),
-            shown.join(", "),
-            if hidden.len() > 10 { ", …" } else { "" },
-            super::view_advice(snapshot)
-        ));
+        f.evidence.push(Evidence::Uninspected {
+            pids: hidden.to_vec(),
+            whatever_uid: true,
+            advice: super::view_advice(snapshot),
+        });
     }
     if snapshot.visibility.nested_pid_namespace {
-        f.evidence.push(
-            "not certain: semleak ran in a nested pid namespace, so processes outside it \
-             (which may share this directory) were not seen"
-                .into(),
-        );
+        f.evidence.push(Evidence::NestedPidNamespace);
     }
     if confidence == Confidence::Possible {
-        f.evidence.push(format!(
+        f.say(format!(
             "named like a semaphore but is not a well-formed glibc semaphore ({} bytes)",
             sem.meta.size
         ));
     }
     f.recommendation = creator.recommendation().to_string();
-    f.cleanup = vec![cleanup_line(snapshot, sem, &mut f.evidence)];
+    let step = cleanup_step(snapshot, sem);
+    if !matches!(step, CleanupStep::RemoveFile { .. }) {
+        f.evidence.push(Evidence::UnsafeName);
+    }
+    f.cleanup = vec![step];
     f
 }
 
 /// `rm -- PATH`, quoted for any POSIX shell; for a path that cannot be shown
 /// safely (control or invisible characters, not UTF-8), a `semleak clean`
-/// line that picks the file by inode instead, so no part of the name is
-/// pasted into a shell.
-fn cleanup_line(snapshot: &Snapshot, sem: &Semaphore, evidence: &mut Vec<String>) -> String {
-    if let Some(quoted) = shell_quote(sem.path.as_bytes()) {
-        return format!("rm -- {quoted}");
+/// that picks the file by inode instead, so no part of the name is pasted
+/// into a shell.
+fn cleanup_step(snapshot: &Snapshot, sem: &Semaphore) -> CleanupStep {
+    if shell_quote(sem.path.as_bytes()).is_some() {
+        return CleanupStep::RemoveFile {
+            dev: sem.meta.dev,
+            inode: sem.meta.inode,
+            path: sem.path.clone(),
+        };
     }
-    evidence.push(
-        "its name holds bytes that cannot be shown safely in a shell command (control, \
-         invisible or non-UTF-8 characters): the cleanup line picks it by inode"
-            .into(),
-    );
-    let mut line = format!(
-        "semleak clean --kind leaked_semaphore --inode {}",
-        sem.meta.inode
-    );
-    if snapshot.shm.dir != DEFAULT_SHM_DIR {
+    let shm_dir = if snapshot.shm.dir == DEFAULT_SHM_DIR {
+        None
+    } else {
         match shell_quote(snapshot.shm.dir.as_bytes()) {
-            Some(dir) => line.push_str(&format!(" --shm-dir {dir}")),
-            None => {
-                return "# no safe command: the directory name itself cannot be shown safely".into()
-            }
+            Some(dir) => Some(dir),
+            None => return CleanupStep::NoSafeCommandForDirectory,
         }
+    };
+    CleanupStep::CleanByInode {
+        dev: sem.meta.dev,
+        inode: sem.meta.inode,
+        shm_dir,
+        all_users: sem.meta.uid != snapshot.host.collector_uid,
     }
-    if sem.meta.uid != snapshot.host.collector_uid {
-        line.push_str(" --all-users");
-    }
-    line.push_str(" --yes");
-    line
 }
 
 #[cfg(test)]
@@ -434,14 +403,14 @@ mod tests {
         assert_eq!(f[0].kind, Kind::LeakedSemaphore);
         assert_eq!(f[0].severity, Severity::Error);
         assert_eq!(f[0].confidence, Confidence::Certain);
-        assert_eq!(f[0].resources, vec!["/dev/shm/sem.mp-ab12cd34"]);
-        assert_eq!(f[0].cleanup, vec!["rm -- /dev/shm/sem.mp-ab12cd34"]);
+        assert_eq!(f[0].resources(), vec!["/dev/shm/sem.mp-ab12cd34"]);
+        assert_eq!(f[0].cleanup_lines(), vec!["rm -- /dev/shm/sem.mp-ab12cd34"]);
         assert!(f[0]
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e.contains("CPython multiprocessing")));
         assert!(f[0]
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e.contains("value 1, waiters 0")));
     }
@@ -453,7 +422,7 @@ mod tests {
         skip(&mut snap, 555, Some(0));
         let f = check(&snap, &Config::default());
         assert_eq!(f[0].confidence, Confidence::Likely);
-        assert!(f[0].evidence.iter().any(|e| e.contains("555")));
+        assert!(f[0].evidence_lines().iter().any(|e| e.contains("555")));
     }
 
     #[test]
@@ -469,9 +438,9 @@ mod tests {
         let f = check(&snap, &Config::default());
         assert_eq!(f[0].confidence, Confidence::Likely);
         assert!(
-            f[0].evidence.iter().any(|e| e.contains("555")),
+            f[0].evidence_lines().iter().any(|e| e.contains("555")),
             "{:?}",
-            f[0].evidence
+            f[0].evidence_lines()
         );
     }
 
@@ -520,12 +489,15 @@ mod tests {
         snap.shm.semaphores = vec![sem("loky-4242-abcdefgh", 7, &[])];
         let f = check(&snap, &Config::default());
         assert!(f[0]
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e.contains("pid 4242, which is gone")));
         snap.processes = vec![process(4242, 1, "python3 -m loky")];
         let f = check(&snap, &Config::default());
-        assert!(f[0].evidence.iter().any(|e| e.contains("still running")));
+        assert!(f[0]
+            .evidence_lines()
+            .iter()
+            .any(|e| e.contains("still running")));
     }
 
     #[test]
@@ -537,10 +509,10 @@ mod tests {
         snap.shm.semaphores = vec![s];
         let f = check(&snap, &Config::default());
         assert_eq!(
-            f[0].cleanup,
+            f[0].cleanup_lines(),
             vec!["semleak clean --kind leaked_semaphore --inode 7 --all-users --yes"]
         );
-        assert!(f[0].evidence.iter().any(|e| e.contains("by inode")));
+        assert!(f[0].evidence_lines().iter().any(|e| e.contains("by inode")));
     }
 
     #[test]
@@ -556,9 +528,12 @@ mod tests {
         hostile.path = semleak_platform::RawName(b"/tmp/my shm/sem.\n'$(touch pwned)0".to_vec());
         snap.shm.semaphores = vec![s, hostile];
         let f = check(&snap, &Config::default());
-        assert_eq!(f[0].cleanup, vec![r"rm -- '/tmp/my shm/sem.it'\''s'"]);
         assert_eq!(
-            f[1].cleanup,
+            f[0].cleanup_lines(),
+            vec![r"rm -- '/tmp/my shm/sem.it'\''s'"]
+        );
+        assert_eq!(
+            f[1].cleanup_lines(),
             vec!["semleak clean --kind leaked_semaphore --inode 8 --shm-dir '/tmp/my shm' --yes"]
         );
     }
@@ -576,11 +551,16 @@ mod tests {
         ];
         let f = check(&snap, &Config::default());
         assert_eq!(f.len(), 2, "{f:#?}");
-        let group = f.iter().find(|f| f.resources.len() == 3).unwrap();
-        assert!(group.summary.starts_with("3 CPython multiprocessing"));
-        assert_eq!(group.cleanup.len(), 3);
-        assert!(group.evidence.iter().any(|e| e.contains("in 2 batch(es)")));
-        let single = f.iter().find(|f| f.resources.len() == 1).unwrap();
+        let group = f.iter().find(|f| f.resources().len() == 3).unwrap();
+        assert!(group
+            .summary_text()
+            .starts_with("3 CPython multiprocessing"));
+        assert_eq!(group.cleanup_lines().len(), 3);
+        assert!(group
+            .evidence_lines()
+            .iter()
+            .any(|e| e.contains("in 2 batch(es)")));
+        let single = f.iter().find(|f| f.resources().len() == 1).unwrap();
         assert_eq!(
             single.id,
             finding_id(Kind::LeakedSemaphore, b"/dev/shm/sem.stable-name")
@@ -608,11 +588,11 @@ mod tests {
         let f = check(&snap, &Config::default());
         assert_eq!(f.len(), 1);
         assert!(
-            f[0].evidence
+            f[0].evidence_lines()
                 .iter()
                 .any(|e| e.contains("4242 (gone), 5151 (running)")),
             "{:?}",
-            f[0].evidence
+            f[0].evidence_lines()
         );
     }
 
@@ -624,13 +604,18 @@ mod tests {
             Severity::Warning,
             Confidence::Certain,
         );
-        a.resources = vec!["/a".into()];
-        a.summary = "semaphore mp-a was left by the command, held by no process".into();
-        a.evidence = vec!["appeared while the command ran".into(), "inode 1".into()];
+        a.subjects = vec![Subject::SemaphoreName("/a".into())];
+        a.summary = Headline::LeftByCommand(Group::One("mp-a".into()));
+        a.evidence = vec![
+            Evidence::AppearedDuringRun,
+            Evidence::Said("inode 1".into()),
+        ];
         let mut b = a.clone();
-        b.resources = vec!["/b".into()];
-        b.evidence = vec!["appeared while the command ran".into(), "inode 2".into()];
-        b.evidence = vec!["appeared while the command ran".into(), "inode 2".into()];
+        b.subjects = vec![Subject::SemaphoreName("/b".into())];
+        b.evidence = vec![
+            Evidence::AppearedDuringRun,
+            Evidence::Said("inode 2".into()),
+        ];
         b.severity = Severity::Error;
         b.confidence = Confidence::Possible;
         let other = Finding::new(
@@ -641,15 +626,23 @@ mod tests {
         );
         let m = merge_same_id(vec![a, other, b]);
         assert_eq!(m.len(), 2);
-        assert_eq!(m[0].resources, vec!["/a", "/b"]);
+        assert_eq!(m[0].resources(), vec!["/a", "/b"]);
         assert_eq!(m[0].severity, Severity::Error);
         assert_eq!(m[0].confidence, Confidence::Possible);
         assert_eq!(
-            m[0].summary,
+            m[0].summary_text(),
             "2 semaphores were left by the command, held by no process"
         );
-        assert_eq!(m[0].evidence.len(), 2, "{:?}", m[0].evidence);
-        assert_eq!(m[0].evidence[1], "appeared while the command ran");
+        assert_eq!(
+            m[0].evidence_lines().len(),
+            2,
+            "{:?}",
+            m[0].evidence_lines()
+        );
+        assert_eq!(
+            m[0].evidence_lines()[1],
+            "appeared while the command ran (absent from the snapshot before it)"
+        );
     }
 
     #[test]
@@ -664,12 +657,12 @@ mod tests {
         snap.processes = vec![process(100, 1, "app")];
         let f = check(&snap, &Config::default());
         assert_eq!(f.len(), 2, "{f:#?}");
-        let group = f.iter().find(|f| f.resources.len() == 2).unwrap();
+        let group = f.iter().find(|f| f.resources().len() == 2).unwrap();
         assert_eq!(
-            group.summary,
+            group.summary_text(),
             "2 semaphores named app-lock-* are held by no process"
         );
-        let lone = f.iter().find(|f| f.resources.len() == 1).unwrap();
+        let lone = f.iter().find(|f| f.resources().len() == 1).unwrap();
         assert_eq!(
             lone.id,
             finding_id(Kind::LeakedSemaphore, b"/dev/shm/sem.other-1")

@@ -1,6 +1,8 @@
 //! Analysis: pure functions from a Snapshot to findings, one module per rule.
 
 pub mod creator;
+pub mod facts;
+pub mod finding;
 pub mod leaked_semaphore;
 pub mod orphan;
 pub mod per_worker_semaphores;
@@ -14,11 +16,16 @@ pub mod shm_pressure;
 pub mod testing;
 pub mod thread_pileup;
 pub mod wakeup;
+pub mod words;
 pub mod zombie;
 
-use schemars::JsonSchema;
 use semleak_platform::Snapshot;
-use serde::{Deserialize, Serialize};
+
+pub use facts::{
+    said, CleanupStep, Evidence, ForeignPids, Group, Headline, Signal, SignalNote, SignalStep,
+    SignalTarget, Subject,
+};
+pub use finding::{finding_id, sort_findings, Confidence, Finding, Kind, Severity};
 
 /// Rule thresholds. Every rule reads only the Snapshot and this.
 #[derive(Debug, Clone)]
@@ -58,176 +65,6 @@ impl Default for Config {
     }
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Error,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        }
-    }
-}
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Confidence {
-    Possible,
-    Likely,
-    Certain,
-}
-
-impl Confidence {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Confidence::Possible => "possible",
-            Confidence::Likely => "likely",
-            Confidence::Certain => "certain",
-        }
-    }
-}
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    LeakedSemaphore,
-    SemaphorePressure,
-    SemaphoreHoarding,
-    PerWorkerSemaphores,
-    ShmPressure,
-    Zombie,
-    Orphan,
-    FullWakeupPipe,
-    StalledWakeupPipe,
-    ThreadPileup,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 10] = [
-        Kind::LeakedSemaphore,
-        Kind::SemaphorePressure,
-        Kind::SemaphoreHoarding,
-        Kind::PerWorkerSemaphores,
-        Kind::ShmPressure,
-        Kind::Zombie,
-        Kind::Orphan,
-        Kind::FullWakeupPipe,
-        Kind::StalledWakeupPipe,
-        Kind::ThreadPileup,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::LeakedSemaphore => "leaked_semaphore",
-            Kind::SemaphorePressure => "semaphore_pressure",
-            Kind::SemaphoreHoarding => "semaphore_hoarding",
-            Kind::PerWorkerSemaphores => "per_worker_semaphores",
-            Kind::ShmPressure => "shm_pressure",
-            Kind::Zombie => "zombie",
-            Kind::Orphan => "orphan",
-            Kind::FullWakeupPipe => "full_wakeup_pipe",
-            Kind::StalledWakeupPipe => "stalled_wakeup_pipe",
-            Kind::ThreadPileup => "thread_pileup",
-        }
-    }
-
-    /// Heading for the table renderer.
-    pub fn title(self) -> &'static str {
-        match self {
-            Kind::LeakedSemaphore => "Leaked semaphores",
-            Kind::SemaphorePressure => "Semaphore limit pressure",
-            Kind::SemaphoreHoarding => "Processes holding many semaphores",
-            Kind::PerWorkerSemaphores => "Semaphores made in every worker",
-            Kind::ShmPressure => "Shared-memory pressure",
-            Kind::Zombie => "Zombies",
-            Kind::Orphan => "Orphaned workers",
-            Kind::FullWakeupPipe => "Full wakeup channels",
-            Kind::StalledWakeupPipe => "Stalled wakeup channels",
-            Kind::ThreadPileup => "Thread pile-ups",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-/// One diagnosed problem: a finding of the JSON report (docs/JSON.md).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Finding {
-    pub id: String,
-    pub kind: Kind,
-    pub severity: Severity,
-    pub confidence: Confidence,
-    pub summary: String,
-    pub pids: Vec<i32>,
-    pub parent_pid: Option<i32>,
-    /// The reaping parent's command name (zombie findings), for metrics labels.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent_comm: Option<String>,
-    pub resources: Vec<String>,
-    pub evidence: Vec<String>,
-    pub recommendation: String,
-    pub cleanup: Vec<String>,
-    /// The container of the finding's parent or first process, when its
-    /// cgroup path names one (Linux).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<semleak_platform::Container>,
-}
-
-impl Finding {
-    /// A finding with its stable id computed from kind and subject. The
-    /// subject names what the finding is about across scans (a semaphore's
-    /// path, a parent's command line), never counts or times.
-    pub fn new(kind: Kind, subject: &[u8], severity: Severity, confidence: Confidence) -> Self {
-        Finding {
-            id: finding_id(kind, subject),
-            kind,
-            severity,
-            confidence,
-            summary: String::new(),
-            pids: Vec::new(),
-            parent_pid: None,
-            parent_comm: None,
-            resources: Vec::new(),
-            evidence: Vec::new(),
-            recommendation: String::new(),
-            cleanup: Vec::new(),
-            container: None,
-        }
-    }
-}
-
-/// `kind-` + FNV-1a 64 of the subject: short, stable across versions and
-/// hosts, no dependency.
-pub fn finding_id(kind: Kind, subject: &[u8]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in kind
-        .as_str()
-        .as_bytes()
-        .iter()
-        .chain([0u8].iter())
-        .chain(subject)
-    {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{}-{hash:016x}", kind.as_str())
-}
-
 /// Run every rule. Findings come back sorted: most severe first, then by
 /// kind and id, so output is stable.
 pub fn analyze(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
@@ -264,15 +101,6 @@ fn attach_containers(snapshot: &Snapshot, findings: &mut [Finding]) {
             .and_then(container_of)
             .or_else(|| f.pids.iter().find_map(|&pid| container_of(pid)));
     }
-}
-
-pub fn sort_findings(findings: &mut [Finding]) {
-    findings.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then(a.kind.cmp(&b.kind))
-            .then_with(|| a.id.cmp(&b.id))
-    });
 }
 
 /// What would widen an incomplete view. Never "run as root" to root: there

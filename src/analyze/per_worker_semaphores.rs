@@ -114,31 +114,31 @@ fn finding(snapshot: &Snapshot, config: &Config, table: &SemTable, g: &SiblingGr
     let mut f = Finding::new(Kind::PerWorkerSemaphores, &subject, severity, confidence);
 
     let each = per_process(workers.iter().map(|m| m.private.len()));
-    f.summary = format!(
+    f.headline(format!(
         "{} workers (`{}`) each hold {each} private semaphore{}, {total} in all; a per-worker primitive created in every child",
         workers.len(),
         short_command(workers[0].process, 72),
         if each == "1" { "" } else { "s" },
-    );
+    ));
     f.pids = workers.iter().map(|m| m.process.pid).collect();
     f.parent_pid = (g.parent > 1).then_some(g.parent);
-    f.resources = workers
+    f.subjects = workers
         .iter()
-        .flat_map(|m| m.private.iter().map(|&i| table.entries[i].label.clone()))
+        .flat_map(|m| m.private.iter().map(|&i| table.entries[i].subject.clone()))
         .collect();
 
-    f.evidence.push(format!(
+    f.say(format!(
         "{} sibling process(es) with this command line, children of {}",
         g.members.len(),
         process_label(snapshot, g.parent)
     ));
     let shared = per_process(workers.iter().map(|m| m.shared.len()));
-    f.evidence.push(format!(
+    f.say(format!(
         "each worker maps {each} semaphore(s) no other process maps (private) and {shared} shared with other processes (inherited from or passed in by the parent, or shared with siblings); only the private ones are counted here"
     ));
     let idle = g.members.len() - workers.len();
     if idle > 0 {
-        f.evidence.push(format!(
+        f.say(format!(
             "{idle} more sibling(s) with the same command line hold none of their own"
         ));
     }
@@ -149,7 +149,7 @@ fn finding(snapshot: &Snapshot, config: &Config, table: &SemTable, g: &SiblingGr
         .take(EXAMPLES)
         .map(|&i| table.entries[i].label.as_str())
         .collect();
-    f.evidence.push(format!(
+    f.say(format!(
         "pid {}'s own: {}{}",
         first.process.pid,
         examples.join(", "),
@@ -168,16 +168,16 @@ fn finding(snapshot: &Snapshot, config: &Config, table: &SemTable, g: &SiblingGr
         .iter()
         .all(|&i| Creator::infer(&display(i)) == Creator::CpythonMultiprocessing)
     {
-        f.evidence.push(
+        f.say(
             "the names are CPython multiprocessing's (`mp-`): a multiprocessing Event() costs 5 \
              semaphores, a Lock(), RLock() or Semaphore() 1, a Condition() 4"
                 .into(),
         );
     }
     for (line, _) in &shares {
-        f.evidence.push(line.clone());
+        f.say(line.clone());
     }
-    f.evidence.push(format!(
+    f.say(format!(
         "{total} private semaphores in all; a warning from {} (--per-worker-semaphores) or from {LIMIT_SHARE_PERCENT}% of a limit",
         config.per_worker_warning_at
     ));
@@ -241,21 +241,21 @@ mod tests {
         assert_eq!(f.pids, (1000..1008).collect::<Vec<_>>());
         assert_eq!(f.parent_pid, Some(500));
         assert!(
-            f.summary.starts_with("8 workers (`python3 -c from multiprocessing.spawn import spawn_main; spawn_main(tra…`) each hold 5 private semaphores, 40 in all; a per-worker primitive created in every child"),
+            f.summary_text().starts_with("8 workers (`python3 -c from multiprocessing.spawn import spawn_main; spawn_main(tra…`) each hold 5 private semaphores, 40 in all; a per-worker primitive created in every child"),
             "{}",
-            f.summary
+            f.summary_text()
         );
-        assert_eq!(f.resources.len(), 40);
+        assert_eq!(f.resources().len(), 40);
         assert!(f
-            .resources
+            .resources()
             .iter()
             .all(|r| r.starts_with("/dev/shm/sem.mp-own0")));
         assert!(f
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e.contains("5 shared with other processes")));
         assert!(f
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e.contains("an Event() costs 5") || e.contains("Event() costs 5")));
         assert!(f.recommendation.contains("imported"));
@@ -267,9 +267,13 @@ mod tests {
         let f = check(&snap, &Config::default());
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].severity, Severity::Warning, "120 ≥ 100");
-        assert!(f[0].summary.contains("120 in all"), "{}", f[0].summary);
+        assert!(
+            f[0].summary_text().contains("120 in all"),
+            "{}",
+            f[0].summary_text()
+        );
         assert!(!f[0].pids.contains(&500));
-        assert!(!f[0].resources.iter().any(|r| r.contains("mp-pass")));
+        assert!(!f[0].resources().iter().any(|r| r.contains("mp-pass")));
         let lenient = Config {
             per_worker_warning_at: 121,
             ..Config::default()
@@ -289,7 +293,7 @@ mod tests {
         let f = &check(&snap, &Config::default())[0];
         assert_eq!(f.severity, Severity::Warning, "40 of 400 inodes");
         assert!(f
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e.contains("40 of the 400 inodes of /dev/shm (10%)")));
 
@@ -298,7 +302,7 @@ mod tests {
         let f = &check(&snap, &Config::default())[0];
         assert_eq!(f.severity, Severity::Warning, "10 of 100 mappings");
         assert!(f
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e.contains("10 of the 100 mappings vm.max_map_count allows it (10%)")));
         snap.limits.max_map_count = Some(65_530);
@@ -338,14 +342,22 @@ mod tests {
             })
             .collect();
         let f = &check(&snap, &Config::default())[0];
-        assert!(f.summary.contains("4 workers"), "{}", f.summary);
-        assert!(f.summary.contains("20 in all"), "{}", f.summary);
+        assert!(
+            f.summary_text().contains("4 workers"),
+            "{}",
+            f.summary_text()
+        );
+        assert!(
+            f.summary_text().contains("20 in all"),
+            "{}",
+            f.summary_text()
+        );
         assert!(f
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e == "15 of them are named, 15% of kern.posix.sem.max 100"));
         assert_eq!(f.severity, Severity::Warning);
-        assert!(f.resources.contains(&"/mp-0010000".to_string()));
+        assert!(f.resources().contains(&"/mp-0010000".to_string()));
     }
 
     #[test]

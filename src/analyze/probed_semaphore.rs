@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use semleak_platform::{ProbedSemaphore, RawName, Snapshot};
 
 use super::creator::Creator;
-use super::{shell_quote, Confidence, Config, Finding, Kind, Severity};
+use super::{shell_quote, CleanupStep, Confidence, Config, Finding, Kind, Severity, Subject};
 
 pub fn check(snapshot: &Snapshot, _config: &Config) -> Vec<Finding> {
     let held: HashSet<&[u8]> = snapshot
@@ -50,22 +50,22 @@ fn finding(snapshot: &Snapshot, sem: &ProbedSemaphore) -> Finding {
     let name = sem.name.as_bytes();
     let mut f = Finding::new(Kind::LeakedSemaphore, name, Severity::Error, confidence);
     let label = sem.name.to_lossy();
-    f.summary = format!("semaphore {label} is held by no process");
-    f.resources = vec![label.clone()];
-    f.evidence.push(format!(
+    f.headline(format!("semaphore {label} is held by no process"));
+    f.subjects = vec![Subject::SemaphoreName(label.clone())];
+    f.say(format!(
         "sem_open(\"{label}\", 0) found it, and none of the {} inspected processes has it open (PROX_FDTYPE_PSEM descriptors)",
         snapshot.visibility.processes_inspected
     ));
     if !name.starts_with(b"/") {
-        f.evidence.push(format!(
+        f.say(format!(
             "its name has no leading slash: to macOS `{label}` and `/{label}` are two different semaphores"
         ));
     }
     let creator = Creator::infer(&bare_name(sem));
-    f.evidence.push(creator.describe(snapshot));
+    f.say(creator.describe(snapshot));
     if !hidden.is_empty() {
         let pids: Vec<String> = hidden.iter().take(10).map(|s| s.pid.to_string()).collect();
-        f.evidence.push(format!(
+        f.say(format!(
             "not certain: {} process(es) could not be inspected (pids {}{}); {}",
             hidden.len(),
             pids.join(", "),
@@ -73,7 +73,7 @@ fn finding(snapshot: &Snapshot, sem: &ProbedSemaphore) -> Finding {
             crate::analyze::view_advice(snapshot)
         ));
     }
-    f.evidence.push(
+    f.say(
         "it still counts against kern.posix.sem.max until it is unlinked (there is no file to remove on macOS)"
             .into(),
     );
@@ -85,11 +85,10 @@ fn finding(snapshot: &Snapshot, sem: &ProbedSemaphore) -> Finding {
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
     let code = format!("import _multiprocessing; _multiprocessing.sem_unlink(\"{label}\")");
-    if let Some(code) = shell_quote(code.as_bytes()).filter(|_| plain) {
-        f.cleanup = vec![format!("python3 -c {code}")];
+    if plain && shell_quote(code.as_bytes()).is_some() {
+        f.cleanup = vec![CleanupStep::UnlinkByName(label.clone())];
     } else {
-        f.evidence
-            .push("the name has unusual bytes: unlink it with sem_unlink(3) from a program".into());
+        f.say("the name has unusual bytes: unlink it with sem_unlink(3) from a program".into());
     }
     f
 }
@@ -121,15 +120,15 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].kind, Kind::LeakedSemaphore);
         assert_eq!(f[0].confidence, Confidence::Certain);
-        assert_eq!(f[0].resources, vec!["/mp-ab12cd34"]);
+        assert_eq!(f[0].resources(), vec!["/mp-ab12cd34"]);
         assert_eq!(
-            f[0].cleanup,
+            f[0].cleanup_lines(),
             vec![
                 "python3 -c 'import _multiprocessing; _multiprocessing.sem_unlink(\"/mp-ab12cd34\")'"
             ]
         );
         assert!(f[0]
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e.contains("CPython multiprocessing")));
         assert_eq!(
@@ -145,7 +144,7 @@ mod tests {
         skip(&mut snap, 55, Some(0));
         let f = check(&snap, &Config::default());
         assert_eq!(f[0].confidence, Confidence::Likely);
-        assert!(f[0].evidence.iter().any(|e| e.contains("pids 55")));
+        assert!(f[0].evidence_lines().iter().any(|e| e.contains("pids 55")));
     }
 
     #[test]
@@ -157,7 +156,7 @@ mod tests {
         snap.probed_semaphores = vec![probed("/a b", true), probed("/a b", true)];
         let f = check(&snap, &Config::default());
         assert_eq!(f.len(), 1, "duplicates collapse");
-        assert!(f[0].cleanup.is_empty());
+        assert!(f[0].cleanup_lines().is_empty());
     }
 
     #[test]
@@ -171,15 +170,15 @@ mod tests {
         snap.probed_semaphores = vec![probed("/foo", true), probed("foo", true)];
         let f = check(&snap, &Config::default());
         assert_eq!(f.len(), 1, "{f:#?}");
-        assert_eq!(f[0].resources, vec!["foo"]);
-        assert_eq!(f[0].summary, "semaphore foo is held by no process");
+        assert_eq!(f[0].resources(), vec!["foo"]);
+        assert_eq!(f[0].summary_text(), "semaphore foo is held by no process");
         assert_eq!(
-            f[0].cleanup,
+            f[0].cleanup_lines(),
             vec!["python3 -c 'import _multiprocessing; _multiprocessing.sem_unlink(\"foo\")'"],
             "unlink exactly the name that was found, not /foo"
         );
         assert!(f[0]
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e.contains("two different semaphores")));
     }

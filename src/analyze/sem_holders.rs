@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use semleak_platform::{Process, Snapshot};
 
 use super::process_tree::command_text;
+use super::Subject;
 
 /// One distinct semaphore.
 #[derive(Debug, Clone)]
@@ -26,6 +27,8 @@ pub struct SemEntry {
     /// Still named, so it counts against the OS limit (macOS counts names
     /// in `kern.posix.sem.max`; a held but unlinked one does not count).
     pub named: bool,
+    /// What a finding about it names: the file (Linux) or the name (macOS).
+    pub subject: Subject,
 }
 
 /// Every semaphore of a Snapshot and who holds it.
@@ -50,6 +53,7 @@ impl SemTable {
                 name: s.name.as_bytes().to_vec(),
                 holders,
                 named: !s.unlinked,
+                subject: super::leaked_semaphore::file_subject(s),
             });
         }
         // macOS: names held open; a held name probed and found missing was
@@ -64,8 +68,10 @@ impl SemTable {
         for (name, mut holders) in by_name {
             holders.sort_unstable();
             holders.dedup();
+            let label = String::from_utf8_lossy(name).into_owned();
             table.push(SemEntry {
-                label: String::from_utf8_lossy(name).into_owned(),
+                subject: Subject::SemaphoreName(label.clone()),
+                label,
                 name: name.to_vec(),
                 holders,
                 named: !unlinked.contains(name),

@@ -6,7 +6,7 @@
 use semleak_platform::Snapshot;
 
 use super::sem_holders::SemTable;
-use super::{Confidence, Config, Finding, Kind, Severity};
+use super::{said, Confidence, Config, Finding, Kind, Severity};
 use crate::analyze::process_label;
 
 pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
@@ -30,16 +30,16 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
                 Confidence::Certain,
             );
             let verb = if macos { "holds" } else { "maps" };
-            f.summary = format!("pid {pid} {verb} {} named semaphores", sems.len());
+            f.headline(format!("pid {pid} {verb} {} named semaphores", sems.len()));
             f.pids = vec![pid];
             // Every one: the JSON carries them all, the table says how many
             // it leaves out.
-            f.resources = sems
+            f.subjects = sems
                 .iter()
-                .map(|&i| table.entries[i].label.clone())
+                .map(|&i| table.entries[i].subject.clone())
                 .collect();
             let unlinked = sems.iter().filter(|&&i| !table.entries[i].named).count();
-            f.evidence = vec![
+            f.evidence = said(vec![
                 format!("process: {label}"),
                 format!(
                     "{} semaphores {} ({} still named, {} unlinked); threshold {}",
@@ -49,7 +49,7 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
                     unlinked,
                     config.hoard_threshold
                 ),
-            ];
+            ]);
             f.recommendation = "Find what creates a semaphore per task or per worker and \
                 create it once (a multiprocessing.Event costs 5 semaphores, a Lock 1); close \
                 objects you no longer need. Semaphores count against the system limit \
@@ -86,7 +86,7 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].pids, vec![10]);
         assert_eq!(f[0].severity, Severity::Warning);
-        assert!(f[0].summary.contains("5 named semaphores"));
+        assert!(f[0].summary_text().contains("5 named semaphores"));
         assert!(check(&snap, &Config::default()).is_empty());
     }
 
@@ -99,8 +99,8 @@ mod tests {
         snap.processes = vec![p];
         let f = check(&snap, &Config::default());
         assert_eq!(f.len(), 1, "120 distinct names held open");
-        assert_eq!(f[0].summary, "pid 10 holds 120 named semaphores");
-        assert_eq!(f[0].resources[0], "/mp-00000000");
-        assert!(f[0].evidence[1].starts_with("120 semaphores held open (120 still named"));
+        assert_eq!(f[0].summary_text(), "pid 10 holds 120 named semaphores");
+        assert_eq!(f[0].resources()[0], "/mp-00000000");
+        assert!(f[0].evidence_lines()[1].starts_with("120 semaphores held open (120 still named"));
     }
 }

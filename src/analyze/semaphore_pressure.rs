@@ -19,7 +19,7 @@ use semleak_platform::Snapshot;
 use super::sem_holders::{
     cut, per_process, sibling_groups, unlinked_names, SemTable, SiblingGroup,
 };
-use super::{Confidence, Config, Finding, Kind, Severity};
+use super::{Confidence, Config, Finding, Kind, Severity, Subject};
 use crate::analyze::process_label;
 
 /// Groups of sibling holders shown in the evidence.
@@ -128,7 +128,7 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
         severity,
         Confidence::Certain,
     );
-    f.resources = vec!["kern.posix.sem.max".into()];
+    f.subjects = vec![Subject::Limit("kern.posix.sem.max".into())];
     let headline = counted.first().map(|c| {
         format!(
             "; {} per process × {} process(es) running `{}`",
@@ -137,15 +137,15 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
             cut(&c.group.key, 60)
         )
     });
-    f.summary = format!(
+    f.headline(format!(
         "{in_use} of {max} POSIX semaphores in use ({pct:.0}% of kern.posix.sem.max){}",
         headline.unwrap_or_default()
-    );
-    f.evidence.push(format!(
+    ));
+    f.say(format!(
         "{in_use} distinct semaphore names in use, held open by {holders} visible process(es) or found by probing; the limit kern.posix.sem.max is {max} names; sem_open fails with ENOSPC (errno 28) once it is reached"
     ));
     if unlinked_held > 0 {
-        f.evidence.push(format!(
+        f.say(format!(
             "{unlinked_held} more held, unlinked, not counted: their names were removed (sem_unlink, or Python's fork context), so they live on for their holders but no longer use up the limit"
         ));
     }
@@ -161,7 +161,7 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
         .filter(|s| s.exists && !held_named.contains(s.name.as_bytes()))
         .count();
     if probed_unheld > 0 {
-        f.evidence.push(format!(
+        f.say(format!(
             "{probed_unheld} of them are held by no visible process but exist (found by probing their names)"
         ));
     }
@@ -187,11 +187,11 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
                 process_label(snapshot, g.parent)
             ));
         }
-        f.evidence.push(line);
+        f.say(line);
     }
     if counted.len() > GROUPS_SHOWN {
         let rest: usize = counted[GROUPS_SHOWN..].iter().map(Counted::total).sum();
-        f.evidence.push(format!(
+        f.say(format!(
             "{} other group(s) of processes hold {rest} more",
             counted.len() - GROUPS_SHOWN
         ));
@@ -208,18 +208,17 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
             .take(TOP_HOLDERS)
             .map(|(pid, n)| format!("pid {pid} ({n})"))
             .collect();
-        f.evidence
-            .push(format!("top holders: {}", shown.join(", ")));
+        f.say(format!("top holders: {}", shown.join(", ")));
     }
     // What the count could not include.
-    f.evidence.push(
+    f.say(
         "not counted: named semaphores that no process holds open (macOS cannot list them; \
          only names given to --probe-names are checked), so the true use can only be higher"
             .into(),
     );
     let skipped = snapshot.visibility.skipped.len();
     if skipped > 0 {
-        f.evidence.push(format!(
+        f.say(format!(
             "not counted: the semaphores of {skipped} process(es) that could not be inspected (other users' processes; run as root for a complete count)"
         ));
     }
@@ -280,18 +279,26 @@ mod tests {
         let f = &f[0];
         assert_eq!(f.kind, Kind::SemaphorePressure);
         assert_eq!(f.severity, Severity::Error, "9,500 of 10,000 is 95%");
-        assert!(f.summary.contains("9500 of 10000"), "{}", f.summary);
         assert!(
-            f.summary.contains("5 per process × 1900 process(es)"),
+            f.summary_text().contains("9500 of 10000"),
             "{}",
-            f.summary
+            f.summary_text()
         );
-        assert!(f.evidence.iter().any(|e| e
+        assert!(
+            f.summary_text()
+                .contains("5 per process × 1900 process(es)"),
+            "{}",
+            f.summary_text()
+        );
+        assert!(f.evidence_lines().iter().any(|e| e
             .starts_with("5 per process × 1900 process(es) = 9500 semaphores (95% of the limit)")
             && e.contains("all children of pid 500 (python3.11 engine.py)")));
         assert_eq!(f.parent_pid, Some(500));
         assert_eq!(f.pids.len(), 1_900);
-        assert!(f.evidence.iter().any(|e| e.contains("cannot list them")));
+        assert!(f
+            .evidence_lines()
+            .iter()
+            .any(|e| e.contains("cannot list them")));
         assert_eq!(
             f.id,
             crate::analyze::finding_id(Kind::SemaphorePressure, b"kern.posix.sem.max")
@@ -338,13 +345,17 @@ mod tests {
                 exists: true,
             });
         let f = &check(&snap, &Config::default())[0];
-        assert!(f.summary.contains("8501 of 10000"), "{}", f.summary);
+        assert!(
+            f.summary_text().contains("8501 of 10000"),
+            "{}",
+            f.summary_text()
+        );
         assert!(f
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e.contains("1 process(es) that could not be inspected")));
         assert!(f
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e.contains("1 of them are held by no visible process")));
     }
@@ -359,13 +370,17 @@ mod tests {
         snap.processes = vec![a, b];
         snap.limits.sem_max = Some(4);
         let f = &check(&snap, &Config::default())[0];
-        assert!(f.summary.starts_with("3 of 4"), "{}", f.summary);
+        assert!(
+            f.summary_text().starts_with("3 of 4"),
+            "{}",
+            f.summary_text()
+        );
         // s1 is attributed to the lower pid only: 2 + 1, not 2 + 2.
         assert!(
-            f.summary
+            f.summary_text()
                 .contains("1–2 (mostly 1) per process × 2 process(es) running `worker --id N`"),
             "{}",
-            f.summary
+            f.summary_text()
         );
         assert_eq!(
             f.parent_pid, None,
@@ -390,13 +405,17 @@ mod tests {
         snap.processes[0].psem_names = vec!["/named-1".into(), "/named-2".into()];
         snap.limits.sem_max = Some(4);
         let f = &check(&snap, &Config::default())[0];
-        assert!(f.summary.starts_with("2 of 4 "), "{}", f.summary);
         assert!(
-            f.evidence
+            f.summary_text().starts_with("2 of 4 "),
+            "{}",
+            f.summary_text()
+        );
+        assert!(
+            f.evidence_lines()
                 .iter()
                 .any(|e| e.starts_with("5000 more held, unlinked, not counted")),
             "{:#?}",
-            f.evidence
+            f.evidence_lines()
         );
     }
 
@@ -418,9 +437,13 @@ mod tests {
         snap.processes.push(parent);
         snap.limits.sem_max = Some(90);
         let f = &check(&snap, &Config::default())[0];
-        assert!(f.summary.starts_with("80 of 90 "), "{}", f.summary);
-        let groups: Vec<&String> = f
-            .evidence
+        assert!(
+            f.summary_text().starts_with("80 of 90 "),
+            "{}",
+            f.summary_text()
+        );
+        let lines = f.evidence_lines();
+        let groups: Vec<&String> = lines
             .iter()
             .filter(|e| e.contains(" per process × "))
             .collect();
@@ -449,11 +472,11 @@ mod tests {
         snap.limits.sem_max = Some(30);
         let f = &check(&snap, &Config::default())[0];
         assert!(
-            f.summary.contains("3–7 (mostly 5) per process × 5"),
+            f.summary_text().contains("3–7 (mostly 5) per process × 5"),
             "{}",
-            f.summary
+            f.summary_text()
         );
-        assert!(f.evidence.iter().any(|e| {
+        assert!(f.evidence_lines().iter().any(|e| {
             e == "top holders: pid 2004 (7), pid 2000 (5), pid 2001 (5), pid 2002 (5), pid 2003 (3)"
         }));
     }

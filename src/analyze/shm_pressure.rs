@@ -3,7 +3,7 @@
 
 use semleak_platform::Snapshot;
 
-use super::{Confidence, Config, Finding, Kind, Severity};
+use super::{said, Confidence, Config, Finding, Kind, Severity, Subject};
 
 pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
     let Some(usage) = &snapshot.shm.usage else {
@@ -38,10 +38,13 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
         Severity::Warning,
         Confidence::Certain,
     );
-    f.summary = format!("{dir} is over {}% full", config.shm_pressure_percent);
-    f.resources = vec![dir.clone()];
-    f.evidence = evidence;
-    f.evidence.push(format!(
+    f.headline(format!(
+        "{dir} is over {}% full",
+        config.shm_pressure_percent
+    ));
+    f.subjects = vec![Subject::Directory(dir.clone())];
+    f.evidence = said(evidence);
+    f.say(format!(
         "{} semaphores and {} other entries in {dir}",
         snapshot
             .shm
@@ -76,7 +79,7 @@ mod tests {
         });
         let f = check(&snap, &Config::default());
         assert_eq!(f.len(), 1);
-        assert!(f[0].evidence[0].contains("inodes: 90 of 100"));
+        assert!(f[0].evidence_lines()[0].contains("inodes: 90 of 100"));
         snap.shm.usage.as_mut().unwrap().inodes_free = 50;
         assert!(check(&snap, &Config::default()).is_empty());
         // Unlimited inodes (0 total) never divide by zero.

@@ -94,11 +94,11 @@ fn finding(snapshot: &Snapshot, p: &Process, pattern: &[u8], names: &[&[u8]]) ->
     );
     let pattern_text = String::from_utf8_lossy(pattern).into_owned();
     let total = p.threads.max(p.thread_names.len() as u32);
-    f.summary = format!(
+    f.headline(format!(
         "{} has {} threads named {pattern_text}",
         process_label(snapshot, p.pid),
         names.len()
-    );
+    ));
     f.pids = vec![p.pid];
     let mut distinct: Vec<String> = names
         .iter()
@@ -107,7 +107,7 @@ fn finding(snapshot: &Snapshot, p: &Process, pattern: &[u8], names: &[&[u8]]) ->
     distinct.sort();
     distinct.dedup();
     let shown: Vec<&str> = distinct.iter().take(5).map(String::as_str).collect();
-    f.evidence.push(format!(
+    f.say(format!(
         "{} of its {total} threads match {pattern_text} ({} distinct name{}: {}{})",
         names.len(),
         distinct.len(),
@@ -117,7 +117,7 @@ fn finding(snapshot: &Snapshot, p: &Process, pattern: &[u8], names: &[&[u8]]) ->
     ));
     let max = name_max(snapshot);
     if names.iter().any(|n| n.len() >= max) {
-        f.evidence.push(format!(
+        f.say(format!(
             "the kernel cuts thread names to {max} bytes, so longer names (and their numbers) are truncated"
         ));
     }
@@ -177,16 +177,17 @@ mod tests {
         assert_eq!(f[0].severity, Severity::Warning);
         assert_eq!(f[0].pids, vec![300]);
         assert!(
-            f[0].summary.contains("16 threads named subint-driver[*"),
+            f[0].summary_text()
+                .contains("16 threads named subint-driver[*"),
             "{}",
-            f[0].summary
+            f[0].summary_text()
         );
         assert!(
-            f[0].evidence[0].starts_with("16 of its 17 threads"),
+            f[0].evidence_lines()[0].starts_with("16 of its 17 threads"),
             "{}",
-            f[0].evidence[0]
+            f[0].evidence_lines()[0]
         );
-        assert!(f[0].evidence.iter().any(|e| e.contains("15 bytes")));
+        assert!(f[0].evidence_lines().iter().any(|e| e.contains("15 bytes")));
     }
 
     #[test]
@@ -210,7 +211,10 @@ mod tests {
         assert_eq!(f.len(), 2);
         assert_ne!(f[0].id, f[1].id);
         let more = check(&with_threads(&indexed("io", 30)), &Config::default());
-        let io = f.iter().find(|x| x.summary.contains("io[*]")).unwrap();
+        let io = f
+            .iter()
+            .find(|x| x.summary_text().contains("io[*]"))
+            .unwrap();
         assert_eq!(io.id, more[0].id, "the count is not part of the id");
     }
 
@@ -228,17 +232,18 @@ mod tests {
         let f = check(&snap, &Config::default());
         assert_eq!(f.len(), 1);
         assert!(
-            f[0].summary.contains("16 threads named worker-pool[*]"),
+            f[0].summary_text()
+                .contains("16 threads named worker-pool[*]"),
             "{}",
-            f[0].summary
+            f[0].summary_text()
         );
         assert!(
             !f[0]
-                .evidence
+                .evidence_lines()
                 .iter()
                 .any(|e| e.contains("cuts thread names")),
             "{:#?}",
-            f[0].evidence
+            f[0].evidence_lines()
         );
         // A 63-byte macOS name may have been cut.
         let long = |i: usize| format!("{}[{i}]", "x".repeat(59));
@@ -246,7 +251,7 @@ mod tests {
         snap.host.os = "macos".into();
         let f = check(&snap, &Config::default());
         assert!(f[0]
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e.contains("cuts thread names to 63 bytes")));
     }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use semleak_platform::{ChannelSample, SelfChannel, Snapshot, ThreadSample};
 
-use super::{process_label, Confidence, Config, Finding, Kind, Severity};
+use super::{process_label, Confidence, Config, Finding, Kind, Severity, Subject};
 
 pub fn check(snapshot: &Snapshot, _config: &Config) -> Vec<Finding> {
     snapshot
@@ -116,7 +116,8 @@ pub fn link_thread_pileups(findings: &mut [Finding]) {
                 w,
                 format!(
                     "likely cause: the same process has a thread pile-up ({}): {}",
-                    pile.id, pile.summary
+                    pile.id,
+                    pile.summary_text()
                 ),
             ));
             links.push((
@@ -129,18 +130,18 @@ pub fn link_thread_pileups(findings: &mut [Finding]) {
         }
     }
     for (i, line) in links {
-        findings[i].evidence.push(line);
+        findings[i].say(line);
     }
 }
 
 fn finding(snapshot: &Snapshot, ch: &SelfChannel, kind: Kind, reader: &Reader) -> Finding {
     let is_pipe = ch.kind == "pipe";
     let resources = if is_pipe {
-        vec![format!("pipe:[{}]", ch.read_inode)]
+        vec![Subject::Pipe(ch.read_inode)]
     } else {
         vec![
-            format!("socket:[{}]", ch.read_inode),
-            format!("socket:[{}]", ch.write_inode),
+            Subject::Socket(ch.read_inode),
+            Subject::Socket(ch.write_inode),
         ]
     };
     let subject = format!(
@@ -159,14 +160,14 @@ fn finding(snapshot: &Snapshot, ch: &SelfChannel, kind: Kind, reader: &Reader) -
     let mut f = Finding::new(kind, subject.as_bytes(), severity, confidence);
     let label = process_label(snapshot, ch.pid);
     let noun = if is_pipe { "pipe" } else { "socketpair" };
-    f.summary = match kind {
+    f.headline(match kind {
         Kind::FullWakeupPipe => {
             format!("wakeup {noun} of {label} {what}: signals such as Ctrl-C are dropped")
         }
         _ => format!("wakeup {noun} of {label} {what}: its event loop is not running"),
-    };
+    });
     f.pids = vec![ch.pid];
-    f.resources = resources.clone();
+    f.subjects = resources.clone();
 
     let (read_role, write_role) = if is_pipe {
         ("read end", "write end")
@@ -178,36 +179,40 @@ fn finding(snapshot: &Snapshot, ch: &SelfChannel, kind: Kind, reader: &Reader) -
         Some(false) => ", blocking",
         None => "",
     };
-    f.evidence.push(format!(
+    f.say(format!(
         "{}: fd {} ({read_role}) and fd {} ({write_role}{blocking}) are both held by pid {}",
-        resources.join(" ↔ "),
+        resources
+            .iter()
+            .map(super::words::subject)
+            .collect::<Vec<_>>()
+            .join(" ↔ "),
         ch.read_fd,
         ch.write_fd,
         ch.pid
     ));
     for s in &ch.samples {
-        f.evidence.push(describe_sample(s, is_pipe));
+        f.say(describe_sample(s, is_pipe));
     }
     if let (Some(first), Some(last)) = (ch.samples.first(), ch.samples.last()) {
-        f.evidence.push(format!(
+        f.say(format!(
             "nothing was read from it in the {} ms between the first and last sample",
             last.at_ms.saturating_sub(first.at_ms)
         ));
     }
-    f.evidence.push(match reader {
+    f.say(match reader {
         Reader::Idle(t) => idle_line(t),
         _ => "its loop thread's progress could not be read, so a loop that drained the channel \
 and was refilled between the samples is not ruled out"
             .into(),
     });
     if let Some(p) = snapshot.processes.iter().find(|p| p.pid == ch.pid) {
-        f.evidence.push(threads_line(p));
+        f.say(threads_line(p));
         if let Some(note) = interpreter_names_note(p) {
-            f.evidence.push(note);
+            f.say(note);
         }
         // SIGINT is signal 2: bit 1 of the caught mask.
         if p.sig_caught.is_some_and(|m| m & (1 << 1) != 0) {
-            f.evidence.push(
+            f.say(
                 "it catches SIGINT: the wakeup byte of a Ctrl-C is written to this channel".into(),
             );
         }
@@ -219,7 +224,7 @@ and was refilled between the samples is not ruled out"
             .take(10)
             .map(|p| p.to_string())
             .collect();
-        f.evidence.push(format!(
+        f.say(format!(
             "also held by pid(s) {}{} (forked children inherit it)",
             shown.join(", "),
             if ch.other_holders.len() > 10 {
@@ -230,8 +235,7 @@ and was refilled between the samples is not ruled out"
         ));
     }
     if !ch.method.is_empty() {
-        f.evidence
-            .push(format!("fill level read with {}", ch.method));
+        f.say(format!("fill level read with {}", ch.method));
     }
     f.recommendation = "The process's event loop is blocked or starved and no longer reads its \
 signal wakeup channel, so further signal bytes are dropped and Ctrl-C stops working. Look at \
@@ -398,9 +402,9 @@ mod tests {
         assert_eq!(f[0].severity, Severity::Error);
         assert_eq!(f[0].confidence, Confidence::Likely);
         assert_eq!(f[0].pids, vec![4242]);
-        assert_eq!(f[0].resources, vec!["pipe:[9052]"]);
-        assert!(f[0].summary.contains("pid 4242 (python3 server.py)"));
-        let ev = f[0].evidence.join("\n");
+        assert_eq!(f[0].resources(), vec!["pipe:[9052]"]);
+        assert!(f[0].summary_text().contains("pid 4242 (python3 server.py)"));
+        let ev = f[0].evidence_lines().join("\n");
         assert!(ev.contains("at +20 ms: 65536 of 65536 bytes queued — full"));
         assert!(ev.contains("at +320 ms"));
         assert!(ev.contains("nothing was read from it in the 300 ms"));
@@ -436,7 +440,10 @@ futex_wait_queue (system call futex); 0.120 s of CPU in all"
         let f = check(&snap_with(ch), &Config::default());
         assert_eq!(f[0].kind, Kind::FullWakeupPipe);
         assert_eq!(f[0].confidence, Confidence::Likely);
-        assert!(f[0].evidence.iter().any(|e| e.contains("(4 looks)")));
+        assert!(f[0]
+            .evidence_lines()
+            .iter()
+            .any(|e| e.contains("(4 looks)")));
     }
 
     #[test]
@@ -451,7 +458,7 @@ futex_wait_queue (system call futex); 0.120 s of CPU in all"
         assert_eq!(f[0].kind, Kind::FullWakeupPipe);
         assert_eq!(f[0].confidence, Confidence::Possible);
         assert!(f[0]
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e.contains("progress could not be read")));
         // A main thread that exited (zombie), or a look that does not span
@@ -484,11 +491,11 @@ futex_wait_queue (system call futex); 0.120 s of CPU in all"
             .iter()
             .find(|f| f.kind == Kind::ThreadPileup)
             .unwrap();
-        assert!(wake.evidence.iter().any(|e| e.starts_with(&format!(
+        assert!(wake.evidence_lines().iter().any(|e| e.starts_with(&format!(
             "likely cause: the same process has a thread pile-up ({}): pid 4242",
             pile.id
         ))));
-        assert!(pile.evidence.iter().any(|e| e.contains(&format!(
+        assert!(pile.evidence_lines().iter().any(|e| e.contains(&format!(
             "wakeup channel is not draining ({}); this pile-up is the likely cause",
             wake.id
         ))));
@@ -502,7 +509,7 @@ futex_wait_queue (system call futex); 0.120 s of CPU in all"
         let findings = crate::analyze::analyze(&other, &Config::default());
         assert!(findings
             .iter()
-            .all(|f| !f.evidence.iter().any(|e| e.starts_with("likely"))));
+            .all(|f| !f.evidence_lines().iter().any(|e| e.starts_with("likely"))));
     }
 
     #[test]
@@ -511,13 +518,13 @@ futex_wait_queue (system call futex); 0.120 s of CPU in all"
         snap.processes[0].comm = RawName::from("python3");
         snap.processes[0].thread_names = vec![RawName::from("python3"); 17];
         let f = check(&snap, &Config::default());
-        assert!(f[0].evidence.iter().any(|e| e
+        assert!(f[0].evidence_lines().iter().any(|e| e
             == "CPython before 3.14 leaves the OS names of its threads as the interpreter's: a \
 pile-up of named Python threads (such as subint-driver[N]) shows as 17 × python3"));
         // Named threads (or not Python): no note.
         snap.processes[0].comm = RawName::from("node");
         let f = check(&snap, &Config::default());
-        assert!(!f[0].evidence.iter().any(|e| e.contains("CPython")));
+        assert!(!f[0].evidence_lines().iter().any(|e| e.contains("CPython")));
     }
 
     #[test]
@@ -525,8 +532,8 @@ pile-up of named Python threads (such as subint-driver[N]) shows as 17 × python
         let snap = snap_with(channel(4242, "socketpair", &[(278, true), (278, true)]));
         let f = check(&snap, &Config::default());
         assert_eq!(f[0].kind, Kind::FullWakeupPipe);
-        assert_eq!(f[0].resources, vec!["socket:[9052]", "socket:[9053]"]);
-        assert!(f[0].evidence.iter().any(|e| e.contains(
+        assert_eq!(f[0].resources(), vec!["socket:[9052]", "socket:[9053]"]);
+        assert!(f[0].evidence_lines().iter().any(|e| e.contains(
             "278 bytes unread; sender write memory 213504 of send buffer 212992 bytes — full"
         )));
     }

@@ -10,7 +10,10 @@ use super::process_tree::{
     comm, is_known_init, is_namespace_init, is_user_process, program_subject, ProcessTree,
     SIGCHLD_BIT,
 };
-use super::{human_age, process_label, Confidence, Config, Finding, Kind, Severity};
+use super::{
+    human_age, process_label, CleanupStep, Confidence, Config, Finding, Kind, Severity, Signal,
+    SignalNote, SignalStep, SignalTarget,
+};
 
 pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
     let tree = ProcessTree::new(snapshot);
@@ -73,10 +76,10 @@ fn finding(
         Confidence::Certain,
     );
     let parent_label = process_label(snapshot, ppid);
-    f.summary = format!(
+    f.headline(format!(
         "{parent_label} has not reaped {count} exited child{}",
         if count == 1 { "" } else { "ren" }
-    );
+    ));
     let mut pids: Vec<i32> = zombies.iter().map(|z| z.pid).collect();
     pids.sort_unstable();
     f.pids = pids;
@@ -89,7 +92,7 @@ fn finding(
         *names.entry(comm(z)).or_default() += 1;
     }
     let names: Vec<String> = names.iter().map(|(n, c)| format!("{c} × {n}")).collect();
-    f.evidence.push(format!(
+    f.say(format!(
         "{count} zombie (defunct) child{} of pid {ppid}: {}",
         if count == 1 { "" } else { "ren" },
         names.join(", ")
@@ -100,7 +103,7 @@ fn finding(
     let starts: Vec<u64> = zombies.iter().filter_map(|z| z.start_time_ms).collect();
     if let (Some(oldest), Some(newest)) = (starts.iter().min(), starts.iter().max()) {
         let age = |ms: u64| human_age((snapshot.taken_at_ms.saturating_sub(ms) / 1000) as i64);
-        f.evidence.push(format!(
+        f.say(format!(
             "zombie for at most {} (the oldest started {} ago, the newest {} ago; /proc records when a process started, not when it exited)",
             age(*oldest),
             age(*oldest),
@@ -109,8 +112,7 @@ fn finding(
     }
 
     let Some(parent) = parent else {
-        f.evidence
-            .push(format!("parent pid {ppid} is not visible in the snapshot"));
+        f.say(format!("parent pid {ppid} is not visible in the snapshot"));
         f.recommendation = RECOMMENDATION.to_string();
         return f;
     };
@@ -129,10 +131,8 @@ fn finding(
         _ => None,
     };
     match sigchld {
-        Some(s) => f.evidence.push(s.to_string()),
-        None => f
-            .evidence
-            .push("the parent's signal dispositions could not be read".to_string()),
+        Some(s) => f.say(s.to_string()),
+        None => f.say("the parent's signal dispositions could not be read".to_string()),
     }
 
     let init_without_reaping = is_namespace_init(parent) && !is_known_init(parent);
@@ -142,7 +142,7 @@ fn finding(
         } else {
             "its pid namespace (a container)"
         };
-        f.evidence.push(format!(
+        f.say(format!(
             "the parent is pid 1 of {scope} but is {}, not a known init: every orphan in the namespace is handed to it, and whatever it does not reap stays a zombie",
             comm(parent)
         ));
@@ -160,7 +160,7 @@ fn finding(
             format!("pid {pid}, gone")
         }
     };
-    f.evidence.push(format!(
+    f.say(format!(
         "parent session {} (leader: {}), process group {} (leader: {})",
         parent.session,
         leader(parent.session),
@@ -169,7 +169,7 @@ fn finding(
     ));
     let own_sessions = zombies.iter().filter(|z| z.session == z.pid).count();
     if own_sessions > 0 {
-        f.evidence.push(format!(
+        f.say(format!(
             "{own_sessions} of them led their own session (started with setsid / start_new_session=True), so no shell or job control will reap them"
         ));
     }
@@ -185,25 +185,36 @@ fn finding(
     if parent.pid > 1 && !is_namespace_init(parent) {
         f.cleanup = Vec::new();
         if nudge {
-            f.cleanup.push(format!(
-                "kill -CHLD {ppid}  # prompts a SIGCHLD handler to reap; harmless otherwise"
-            ));
+            f.cleanup
+                .push(signal(Signal::Chld, ppid, SignalNote::ReapNudge, false));
         }
         // Commented out: the parent is a live program, and a cleanup block
         // pasted whole must not stop it.
-        f.cleanup.push(format!(
-            "# kill -TERM {ppid}  # stops the live parent (run it only if you mean to); init adopts and reaps the zombies"
+        f.cleanup.push(signal(
+            Signal::Term,
+            ppid,
+            SignalNote::StopsLiveParent,
+            true,
         ));
     } else if nudge {
-        f.cleanup = vec![format!(
-            "kill -CHLD {ppid}  # prompts a SIGCHLD handler to reap; restart the container or service to clear the rest"
+        f.cleanup = vec![signal(
+            Signal::Chld,
+            ppid,
+            SignalNote::ReapNudgeThenRestart,
+            false,
         )];
     } else {
-        f.cleanup = vec![format!(
-            "# no signal helps: pid {ppid} does not handle SIGCHLD; restart the container or service to clear them"
-        )];
+        f.cleanup = vec![CleanupStep::NoSignalHelps { pid: ppid }];
     }
     f
+}
+
+/// `kill -SIG PID  # why`, commented out when it stops a live program.
+fn signal(signal: Signal, pid: i32, note: SignalNote, commented_out: bool) -> CleanupStep {
+    let mut step = SignalStep::new(signal, SignalTarget::Pids(vec![pid]));
+    step.note = Some(note);
+    step.commented_out = commented_out;
+    CleanupStep::Signal(step)
 }
 
 /// Whether SIGCHLD can make `parent` reap: only a handler reaps on it. A
@@ -260,9 +271,13 @@ mod tests {
         assert_eq!(f.confidence, Confidence::Certain);
         assert_eq!(f.parent_pid, Some(500));
         assert_eq!(f.pids, vec![1000, 1001, 1002, 1003, 1004, 1005]);
-        assert!(f.summary.contains("python3 dispatcher.py"), "{}", f.summary);
-        assert!(f.summary.contains("6 exited children"));
-        let ev = f.evidence.join("\n");
+        assert!(
+            f.summary_text().contains("python3 dispatcher.py"),
+            "{}",
+            f.summary_text()
+        );
+        assert!(f.summary_text().contains("6 exited children"));
+        let ev = f.evidence_lines().join("\n");
         assert!(ev.contains("6 × worker"), "{ev}");
         assert!(ev.contains("neither catches nor ignores SIGCHLD"), "{ev}");
         assert!(ev.contains("zombie for at most 1h 0m"), "{ev}");
@@ -275,11 +290,11 @@ mod tests {
         // It neither catches nor ignores SIGCHLD: a nudge cannot help, so none
         // is suggested.
         assert!(
-            f.cleanup.iter().all(|l| !l.contains("-CHLD")),
+            f.cleanup_lines().iter().all(|l| !l.contains("-CHLD")),
             "{:?}",
-            f.cleanup
+            f.cleanup_lines()
         );
-        assert!(f.cleanup[0].starts_with("# kill -TERM 500"));
+        assert!(f.cleanup_lines()[0].starts_with("# kill -TERM 500"));
     }
 
     #[test]
@@ -333,21 +348,27 @@ mod tests {
         let mut snap = dispatcher_with(1);
         snap.processes[1].sig_caught = Some(SIGCHLD_BIT);
         let f = check(&snap, &Config::default());
-        assert!(f[0].evidence.iter().any(|e| e.contains("catches SIGCHLD")));
+        assert!(f[0]
+            .evidence_lines()
+            .iter()
+            .any(|e| e.contains("catches SIGCHLD")));
         assert!(
-            f[0].cleanup[0].starts_with("kill -CHLD 500"),
+            f[0].cleanup_lines()[0].starts_with("kill -CHLD 500"),
             "{:?}",
-            f[0].cleanup
+            f[0].cleanup_lines()
         );
         snap.processes[1].sig_caught = Some(0);
         snap.processes[1].sig_ignored = Some(SIGCHLD_BIT);
         let f = check(&snap, &Config::default());
-        assert!(f[0].evidence.iter().any(|e| e.contains("ignores SIGCHLD")));
+        assert!(f[0]
+            .evidence_lines()
+            .iter()
+            .any(|e| e.contains("ignores SIGCHLD")));
         snap.processes[1].sig_caught = None;
         snap.processes[1].sig_ignored = None;
         let f = check(&snap, &Config::default());
         assert!(f[0]
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e.contains("could not be read")));
     }
@@ -360,12 +381,12 @@ mod tests {
         snap.processes = vec![app, zombie(701, 700, 5_000), zombie(702, 700, 9_000)];
         let f = &check(&snap, &Config::default())[0];
         assert!(f
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e.contains("pid 1 of its pid namespace (a container)")));
         assert!(f.recommendation.contains("--init"));
-        assert_eq!(f.cleanup.len(), 1);
-        assert!(f.cleanup[0].starts_with("kill -CHLD 700"));
+        assert_eq!(f.cleanup_lines().len(), 1);
+        assert!(f.cleanup_lines()[0].starts_with("kill -CHLD 700"));
     }
 
     #[test]
@@ -375,7 +396,10 @@ mod tests {
         let f = check(&snap, &Config::default());
         assert_eq!(f.len(), 1, "zombies of semleak itself are not reported");
         assert_eq!(f[0].parent_pid, Some(4242));
-        assert!(f[0].evidence.iter().any(|e| e.contains("not visible")));
+        assert!(f[0]
+            .evidence_lines()
+            .iter()
+            .any(|e| e.contains("not visible")));
     }
 
     #[test]

@@ -33,9 +33,9 @@ pub fn annotations(report: &Report) -> String {
             Severity::Info => "notice",
         };
         let title = format!("semleak: {}", f.kind.title());
-        let mut message = term(&f.summary);
-        for e in &f.evidence {
-            let _ = write!(message, "\n• {}", term(e));
+        let mut message = term(&f.summary_text());
+        for e in f.evidence_lines() {
+            let _ = write!(message, "\n• {}", term(&e));
         }
         if !f.recommendation.is_empty() {
             let _ = write!(message, "\nfix: {}", term(&f.recommendation));
@@ -95,7 +95,7 @@ pub fn step_summary(report: &Report) -> String {
             f.confidence.as_str(),
             f.kind.as_str(),
             md_code(&subject),
-            md_text(&f.summary)
+            md_text(&f.summary_text())
         );
     }
     if report.findings.len() > MAX_SUMMARY_ROWS {
@@ -167,10 +167,12 @@ mod tests {
 
     fn finding(kind: Kind, severity: Severity, summary: &str) -> Finding {
         let mut f = Finding::new(kind, summary.as_bytes(), severity, Confidence::Certain);
-        f.summary = summary.into();
-        f.evidence = vec!["seen twice\nreally".into()];
+        f.headline(summary.to_string());
+        f.say("seen twice\nreally".into());
         f.recommendation = "shut the pool down: 100% of the time".into();
-        f.resources = vec!["/dev/shm/sem.a|b".into()];
+        f.subjects = vec![crate::analyze::Subject::SemaphoreName(
+            "/dev/shm/sem.a|b".into(),
+        )];
         f
     }
 

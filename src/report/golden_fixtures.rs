@@ -136,7 +136,11 @@ fn wakeup() -> Snapshot {
     let mut q = process(4343, 1, "python3 -m trio_app");
     q.sig_caught = Some(0x4002);
     snap.processes = vec![p, q];
-    let mut full = channel(4242, "pipe", &[(65_536, true), (65_536, true), (65_536, true)]);
+    let mut full = channel(
+        4242,
+        "pipe",
+        &[(65_536, true), (65_536, true), (65_536, true)],
+    );
     full.loop_thread = loop_thread(4242, &[("S", 7), ("S", 7), ("S", 7)]);
     let mut slow = channel(4343, "socketpair", &[(3, false), (5, false)]);
     slow.loop_thread = loop_thread(4343, &[("S", 9), ("S", 9)]);
@@ -185,7 +189,9 @@ fn macos() -> Snapshot {
             500,
             &format!("python3.11 -c from multiprocessing.spawn import spawn_main; spawn_main(tracker_fd=5, pipe_handle={}) --multiprocessing-fork", pid % 97),
         );
-        p.psem_names = (0..5).map(|k| format!("/mp-{pid:04}{k:04}").into()).collect();
+        p.psem_names = (0..5)
+            .map(|k| format!("/mp-{pid:04}{k:04}").into())
+            .collect();
         snap.processes.push(p);
     }
     let mut holder = process(10, 1, "python3 app.py");

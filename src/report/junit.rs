@@ -90,18 +90,18 @@ fn finding_text(f: &Finding) -> String {
         "[{} {}] {}\n",
         f.severity.as_str(),
         f.confidence.as_str(),
-        f.summary
+        f.summary_text()
     );
-    for r in &f.resources {
+    for r in f.resources() {
         let _ = writeln!(s, "  resource: {r}");
     }
-    for e in &f.evidence {
+    for e in f.evidence_lines() {
         let _ = writeln!(s, "  • {e}");
     }
     if !f.recommendation.is_empty() {
         let _ = writeln!(s, "  fix: {}", f.recommendation);
     }
-    for c in &f.cleanup {
+    for c in f.cleanup_lines() {
         let _ = writeln!(s, "  cleanup: {c}");
     }
     let _ = writeln!(s, "  id: {}\n", f.id);
@@ -158,8 +158,8 @@ mod tests {
             Severity::Error,
             Confidence::Certain,
         );
-        leak.summary = "semaphore x is held by no process".into();
-        leak.evidence = vec!["no process maps it".into()];
+        leak.headline("semaphore x is held by no process".to_string());
+        leak.say("no process maps it".into());
         let zombie = Finding::new(Kind::Zombie, b"z", Severity::Info, Confidence::Certain);
         let report = Report::new("scan", &snap, vec![leak, zombie]);
         let text = render(&report, Some(Severity::Error));

@@ -22,7 +22,8 @@ use crate::analyze::{date_in_range, Finding, Severity};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+// Serialise-only: a finding's JSON is rendered from its facts, never read back.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Report {
     pub schema_version: u32,
     pub semleak_version: String,

@@ -187,19 +187,19 @@ fn register_report(registry: &mut Registry, report: &Report) {
     let mut counts: BTreeMap<(Kind, Severity), i64> = BTreeMap::new();
     let mut object_counts: BTreeMap<Kind, i64> = BTreeMap::new();
     let mut byte_counts: BTreeMap<Kind, u64> = BTreeMap::new();
-    let sizes: BTreeMap<&str, u64> = report
+    let sizes: BTreeMap<(u64, u64), u64> = report
         .inventory
         .semaphores
         .iter()
-        .map(|s| (s.path.as_str(), s.size))
+        .map(|s| ((s.dev, s.inode), s.size))
         .collect();
     for f in &report.findings {
         *counts.entry((f.kind, f.severity)).or_default() += 1;
         *object_counts.entry(f.kind).or_default() += leaked_objects(f);
         *byte_counts.entry(f.kind).or_default() += f
-            .resources
+            .subjects
             .iter()
-            .filter_map(|r| sizes.get(r.as_str()))
+            .filter_map(|s| sizes.get(&s.file_key()?))
             .sum::<u64>();
     }
     for kind in Kind::ALL {
@@ -246,7 +246,7 @@ fn register_report(registry: &mut Registry, report: &Report) {
 fn leaked_objects(f: &crate::analyze::Finding) -> i64 {
     let n = match f.kind {
         Kind::Zombie | Kind::Orphan => f.pids.len(),
-        _ => f.resources.len(),
+        _ => f.subjects.len(),
     };
     i64::try_from(n).unwrap_or(i64::MAX)
 }

@@ -11,7 +11,7 @@ use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
 use super::clean::{Plan, Status};
 use super::text::{human_bytes, paint, percent, wrap, Style, PLAIN_WIDTH};
 use super::{term, Report};
-use crate::analyze::{Finding, Kind, Severity};
+use crate::analyze::{words, Evidence, Finding, Kind, Severity};
 
 /// Rows shown per kind; the JSON report always has everything.
 pub const MAX_ROWS_PER_KIND: usize = 50;
@@ -69,7 +69,7 @@ pub fn render(report: &Report, opts: &TableOptions) -> String {
         if !shared.is_empty() {
             let _ = writeln!(out, "  common to all {}:", findings.len());
             for e in &shared {
-                out.push_str(&wrap(&term(e), width, "  • ", "    "));
+                out.push_str(&wrap(&term(&words::evidence(e)), width, "  • ", "    "));
             }
         }
         if opts.boxed() {
@@ -85,7 +85,7 @@ pub fn render(report: &Report, opts: &TableOptions) -> String {
             out.push_str(&wrap(&term(rec), width, "  fix: ", "       "));
         }
         // Commands stay on one line each, so they can be copied as they are.
-        let cleanup: Vec<&String> = findings.iter().flat_map(|f| f.cleanup.iter()).collect();
+        let cleanup: Vec<String> = findings.iter().flat_map(|f| f.cleanup_lines()).collect();
         if !cleanup.is_empty() {
             out.push_str("  cleanup:\n");
             for c in cleanup.iter().take(MAX_CLEANUP_LINES) {
@@ -157,7 +157,7 @@ pub fn verdict(report: &Report, color: bool) -> String {
 
 /// Evidence lines every finding of a group has word for word (a group of
 /// two or more): shown once above the group instead of in every row.
-fn shared_evidence<'a>(findings: &[&'a Finding]) -> Vec<&'a str> {
+fn shared_evidence<'a>(findings: &[&'a Finding]) -> Vec<&'a Evidence> {
     let [first, rest @ ..] = findings else {
         return Vec::new();
     };
@@ -167,17 +167,21 @@ fn shared_evidence<'a>(findings: &[&'a Finding]) -> Vec<&'a str> {
     first
         .evidence
         .iter()
-        .map(String::as_str)
-        .filter(|e| rest.iter().all(|f| f.evidence.iter().any(|x| x == e)))
+        .filter(|e| rest.iter().all(|f| f.evidence.contains(e)))
         .collect()
 }
 
 /// What a finding is about, in a few words: its first resources, else its pids.
 pub fn subject(f: &Finding, separator: &str) -> String {
-    if !f.resources.is_empty() {
-        let mut r: Vec<String> = f.resources.iter().take(3).map(|r| term(r)).collect();
-        if f.resources.len() > 3 {
-            r.push(format!("… {} more", f.resources.len() - 3));
+    if !f.subjects.is_empty() {
+        let mut r: Vec<String> = f
+            .subjects
+            .iter()
+            .take(3)
+            .map(|s| term(&words::subject(s)))
+            .collect();
+        if f.subjects.len() > 3 {
+            r.push(format!("… {} more", f.subjects.len() - 3));
         }
         r.join(separator)
     } else {
@@ -204,10 +208,11 @@ fn container_line(f: &Finding) -> Option<String> {
 }
 
 /// The evidence of one finding that is not shown above its group.
-fn own_evidence<'a>(f: &'a Finding, shared: &'a [&str]) -> impl Iterator<Item = &'a String> {
+fn own_evidence<'a>(f: &'a Finding, shared: &'a [&Evidence]) -> impl Iterator<Item = String> + 'a {
     f.evidence
         .iter()
-        .filter(move |e| !shared.contains(&e.as_str()))
+        .filter(move |e| !shared.contains(e))
+        .map(words::evidence)
 }
 
 fn more_line(findings: &[&Finding]) -> Option<String> {
@@ -221,7 +226,7 @@ fn more_line(findings: &[&Finding]) -> Option<String> {
 
 /// Narrow terminals and plain text: one card per finding, wrapped at word
 /// boundaries.
-fn group_cards(findings: &[&Finding], shared: &[&str], opts: &TableOptions) -> String {
+fn group_cards(findings: &[&Finding], shared: &[&Evidence], opts: &TableOptions) -> String {
     let width = opts.width();
     let mut out = String::new();
     for f in findings.iter().take(MAX_ROWS_PER_KIND) {
@@ -231,12 +236,12 @@ fn group_cards(findings: &[&Finding], shared: &[&str], opts: &TableOptions) -> S
         let label = format!("{} · {} · ", f.severity.as_str(), f.confidence.as_str());
         let wrapped = wrap(&subject(f, ", "), width, &format!("  {label}"), "      ");
         out.push_str(&wrapped.replacen(f.severity.as_str(), &severity, 1));
-        out.push_str(&wrap(&term(&f.summary), width, "    ", "    "));
+        out.push_str(&wrap(&term(&f.summary_text()), width, "    ", "    "));
         if let Some(c) = container_line(f) {
             out.push_str(&wrap(&term(&c), width, "    • ", "      "));
         }
         for e in own_evidence(f, shared) {
-            out.push_str(&wrap(&term(e), width, "    • ", "      "));
+            out.push_str(&wrap(&term(&e), width, "    • ", "      "));
         }
     }
     if let Some(more) = more_line(findings) {
@@ -247,7 +252,7 @@ fn group_cards(findings: &[&Finding], shared: &[&str], opts: &TableOptions) -> S
 }
 
 /// Wide terminals: a table per kind, wrapped to the terminal's width.
-fn group_table(findings: &[&Finding], shared: &[&str], opts: &TableOptions) -> String {
+fn group_table(findings: &[&Finding], shared: &[&Evidence], opts: &TableOptions) -> String {
     let mut table = Table::new();
     table.load_preset(presets::UTF8_FULL_CONDENSED);
     table.set_content_arrangement(ContentArrangement::Dynamic);
@@ -259,14 +264,14 @@ fn group_table(findings: &[&Finding], shared: &[&str], opts: &TableOptions) -> S
     }
     table.set_header(vec!["severity", "confidence", "subject", "details"]);
     for f in findings.iter().take(MAX_ROWS_PER_KIND) {
-        let mut details = term(&f.summary);
+        let mut details = term(&f.summary_text());
         if let Some(c) = container_line(f) {
             details.push_str("\n• ");
             details.push_str(&term(&c));
         }
         for e in own_evidence(f, shared) {
             details.push_str("\n• ");
-            details.push_str(&term(e));
+            details.push_str(&term(&e));
         }
         let mut severity = Cell::new(f.severity.as_str());
         if opts.color {

@@ -106,10 +106,10 @@ fn evidence_every_finding_shares_is_shown_once() {
         .filter(|f| f.kind == crate::analyze::Kind::LeakedSemaphore)
         .collect();
     assert!(leaks.len() >= 2);
-    let shared: Vec<&String> = leaks[0]
-        .evidence
+    let first = leaks[0].evidence_lines();
+    let shared: Vec<&String> = first
         .iter()
-        .filter(|e| leaks.iter().all(|f| f.evidence.contains(e)))
+        .filter(|e| leaks.iter().all(|f| f.evidence_lines().contains(e)))
         .collect();
     assert!(!shared.is_empty());
     assert!(text.contains(&format!("common to all {}:", leaks.len())));
@@ -270,7 +270,11 @@ fn out_of_range_dates_render_as_such() {
         .semaphores
         .iter()
         .all(|s| s.modified_at.is_none()));
-    let evidence: Vec<&String> = report.findings.iter().flat_map(|f| &f.evidence).collect();
+    let evidence: Vec<String> = report
+        .findings
+        .iter()
+        .flat_map(|f| f.evidence_lines())
+        .collect();
     assert!(
         evidence
             .iter()

@@ -59,11 +59,12 @@ pub(super) enum Dangling {
 }
 
 impl Dangling {
-    pub(super) fn resource(&self) -> String {
+    pub(super) fn resource(&self) -> crate::analyze::Subject {
+        use crate::analyze::Subject;
         match self {
-            Dangling::PipeWithoutWriter { inode, .. } => format!("pipe:[{inode}]"),
+            Dangling::PipeWithoutWriter { inode, .. } => Subject::Pipe(*inode),
             Dangling::SocketPeerClosed { inode, .. } | Dangling::SocketPeerUnheld { inode, .. } => {
-                format!("socket:[{inode}]")
+                Subject::Socket(*inode)
             }
         }
     }

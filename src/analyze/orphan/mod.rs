@@ -26,7 +26,10 @@ use semleak_platform::{Process, Snapshot};
 use super::process_tree::{
     adopter_of, comm, hidden_peers, is_user_process, Adopter, PipeEnds, ProcessTree, SocketHolders,
 };
-use super::{human_age, process_label, Confidence, Config, Finding, Kind, Severity};
+use super::{
+    human_age, process_label, CleanupStep, Confidence, Config, Finding, Kind, Severity, Signal,
+    SignalNote, SignalStep, SignalTarget,
+};
 pub use evidence::worker_signature;
 use evidence::{dangling_endpoints, Dangling};
 
@@ -180,14 +183,14 @@ fn finding(
     } else {
         format!(" (leader pid {pgrp} gone)")
     };
-    f.summary = format!(
+    f.headline(format!(
         "{} orphaned process{} of process group {pgrp}{leader_note} outlived the process that started them: {}",
         members.len(),
         if members.len() == 1 { "" } else { "es" },
         kinds.join(", ")
-    );
+    ));
 
-    let mut resources = BTreeSet::new();
+    let mut resources = Vec::new();
     for o in members.iter().take(MAX_MEMBER_LINES) {
         let p = o.process;
         let mut parts = vec![adopted_by(snapshot, &o.adopter)];
@@ -206,14 +209,14 @@ fn finding(
                 human_age((snapshot.taken_at_ms.saturating_sub(start) / 1000) as i64)
             ));
         }
-        f.evidence.push(format!(
+        f.say(format!(
             "{}: {}",
             process_label(snapshot, p.pid),
             parts.join("; ")
         ));
     }
     if members.len() > MAX_MEMBER_LINES {
-        f.evidence.push(format!(
+        f.say(format!(
             "… and {} more with the same evidence kinds",
             members.len() - MAX_MEMBER_LINES
         ));
@@ -232,7 +235,7 @@ fn finding(
             .map(|l| format!("{} {}", l.proto, l.local))
             .collect();
         if !ports.is_empty() {
-            f.evidence.push(format!(
+            f.say(format!(
                 "pid {} is still listening on {}: the port stays taken until it exits",
                 o.process.pid,
                 ports.join(", ")
@@ -255,7 +258,7 @@ fn finding(
         } else {
             "the other end"
         };
-        f.evidence.push(format!(
+        f.say(format!(
             "not certain: {} process(es) could not be inspected and might still hold {other_end} (pids {}{}); {}",
             hidden.len(),
             shown.join(", "),
@@ -272,13 +275,16 @@ fn finding(
             }
         ) && o.dangling.is_empty()
     }) {
-        f.evidence.push(format!(
+        f.say(format!(
             "pid {} ({}) is not a known init: if it started these processes itself, they are not orphaned",
             o.adopter.pid(),
             tree.get(o.adopter.pid()).map(comm).unwrap_or_default()
         ));
     }
-    f.resources = resources.into_iter().collect();
+    // In the order of their names, each once.
+    resources.sort_by_key(super::words::subject);
+    resources.dedup();
+    f.subjects = resources;
 
     f.recommendation = "Terminate the orphans (TERM, then KILL after a bound), then make the parent take its workers with it: shut pools down on exit (join/terminate the pool, `with ProcessPoolExecutor()`), have workers watch for the parent's death (PR_SET_PDEATHSIG, the multiprocessing parent sentinel, or a pipe that hits EOF), and run jobs under a supervisor that kills the whole process group on timeout.".to_string();
     f.cleanup = cleanup(snapshot, pgrp, &pids);
@@ -313,7 +319,7 @@ pub fn is_resource_tracker(cmdline: &str) -> bool {
 
 /// TERM then KILL: the whole process group when every live member of it is
 /// an orphan (and it is not semleak's own group), else pid by pid.
-fn cleanup(snapshot: &Snapshot, pgrp: i32, pids: &[i32]) -> Vec<String> {
+fn cleanup(snapshot: &Snapshot, pgrp: i32, pids: &[i32]) -> Vec<CleanupStep> {
     let (trackers, workers): (Vec<i32>, Vec<i32>) = pids.iter().partition(|pid| {
         snapshot
             .processes
@@ -331,17 +337,16 @@ fn cleanup(snapshot: &Snapshot, pgrp: i32, pids: &[i32]) -> Vec<String> {
     } else {
         signal_lines(snapshot, -1, &workers)
     };
-    let trackers: Vec<String> = trackers.iter().map(i32::to_string).collect();
-    lines.push(format!(
-        "sleep {TERM_GRACE_SECS}; kill -KILL {}  # only if still running: the resource tracker exits by itself once its workers are gone, after unlinking their semaphores",
-        trackers.join(" ")
-    ));
+    let mut last = SignalStep::new(Signal::Kill, SignalTarget::Pids(trackers));
+    last.after_secs = Some(TERM_GRACE_SECS);
+    last.note = Some(SignalNote::TrackerLast);
+    lines.push(CleanupStep::Signal(last));
     lines
 }
 
 /// TERM then KILL `pids`, as the whole group `pgrp` where that is exactly
 /// them (`pgrp` -1: never as a group).
-fn signal_lines(snapshot: &Snapshot, pgrp: i32, pids: &[i32]) -> Vec<String> {
+fn signal_lines(snapshot: &Snapshot, pgrp: i32, pids: &[i32]) -> Vec<CleanupStep> {
     let collector_pgrp = snapshot
         .processes
         .iter()
@@ -355,16 +360,15 @@ fn signal_lines(snapshot: &Snapshot, pgrp: i32, pids: &[i32]) -> Vec<String> {
             .filter(|p| p.pgrp == pgrp && !p.is_zombie())
             .all(|p| pids.contains(&p.pid));
     let target = if whole_group {
-        format!("-- -{pgrp}")
+        SignalTarget::Group(pgrp)
     } else {
-        pids.iter()
-            .map(|p| p.to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
+        SignalTarget::Pids(pids.to_vec())
     };
+    let mut kill = SignalStep::new(Signal::Kill, target.clone());
+    kill.after_secs = Some(TERM_GRACE_SECS);
     vec![
-        format!("kill -TERM {target}"),
-        format!("sleep {TERM_GRACE_SECS}; kill -KILL {target}"),
+        CleanupStep::Signal(SignalStep::new(Signal::Term, target)),
+        CleanupStep::Signal(kill),
     ]
 }
 
@@ -450,18 +454,18 @@ mod tests {
         assert_eq!(f.severity, Severity::Error);
         assert_eq!(f.confidence, Confidence::Certain);
         assert_eq!(f.pids, vec![201, 202, 203]);
-        assert_eq!(f.resources, vec!["pipe:[9000]", "pipe:[9001]"]);
+        assert_eq!(f.resources(), vec!["pipe:[9000]", "pipe:[9001]"]);
         assert!(
-            f.summary
+            f.summary_text()
                 .contains("2 × CPython multiprocessing spawn worker"),
             "{}",
-            f.summary
+            f.summary_text()
         );
         assert!(f
-            .summary
+            .summary_text()
             .contains("1 × CPython multiprocessing resource tracker"));
-        assert!(f.summary.contains("leader pid 200 gone"));
-        let ev = f.evidence.join("\n");
+        assert!(f.summary_text().contains("leader pid 200 gone"));
+        let ev = f.evidence_lines().join("\n");
         assert!(
             ev.contains("pid 201 (") && ev.contains("adopted by pid 1"),
             "{ev}"
@@ -471,13 +475,13 @@ mod tests {
         assert!(!ev.contains("pipe:[9100]"), "{ev}");
         // Workers first, by pid (a group signal would reach the tracker);
         // the tracker only if it does not exit by itself after them.
-        assert_eq!(f.cleanup.len(), 3, "{:?}", f.cleanup);
-        assert_eq!(f.cleanup[0], "kill -TERM 201 202");
-        assert_eq!(f.cleanup[1], "sleep 5; kill -KILL 201 202");
+        assert_eq!(f.cleanup_lines().len(), 3, "{:?}", f.cleanup_lines());
+        assert_eq!(f.cleanup_lines()[0], "kill -TERM 201 202");
+        assert_eq!(f.cleanup_lines()[1], "sleep 5; kill -KILL 201 202");
         assert!(
-            f.cleanup[2].starts_with("sleep 5; kill -KILL 203  # only if still running"),
+            f.cleanup_lines()[2].starts_with("sleep 5; kill -KILL 203  # only if still running"),
             "{}",
-            f.cleanup[2]
+            f.cleanup_lines()[2]
         );
         assert!(f.recommendation.contains("PR_SET_PDEATHSIG"));
     }
@@ -490,7 +494,7 @@ mod tests {
         assert_eq!(f.severity, Severity::Error);
         assert_eq!(f.confidence, Confidence::Likely);
         assert!(f
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e.contains("could not be inspected")));
     }
@@ -504,11 +508,11 @@ mod tests {
         snap.processes.push(leader);
         let f = &check(&snap, &Config::default())[0];
         assert_eq!(
-            f.cleanup[..2],
+            f.cleanup_lines()[..2],
             ["kill -TERM 201 202", "sleep 5; kill -KILL 201 202"]
         );
-        assert!(f.cleanup[2].contains("kill -KILL 203"));
-        assert!(!f.summary.contains("gone"));
+        assert!(f.cleanup_lines()[2].contains("kill -KILL 203"));
+        assert!(!f.summary_text().contains("gone"));
     }
 
     #[test]
@@ -549,11 +553,11 @@ mod tests {
         assert_eq!(f.confidence, Confidence::Likely);
         assert_eq!(f.pids, vec![402]);
         assert!(f
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e.contains("process-group leader pid 401 is gone")));
         assert_eq!(
-            f.cleanup,
+            f.cleanup_lines(),
             vec!["kill -TERM -- -401", "sleep 5; kill -KILL -- -401"]
         );
     }
@@ -617,7 +621,10 @@ mod tests {
         let f = &check(&snap, &Config::default())[0];
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(f.confidence, Confidence::Possible);
-        assert!(f.evidence.iter().any(|e| e.contains("not a known init")));
+        assert!(f
+            .evidence_lines()
+            .iter()
+            .any(|e| e.contains("not a known init")));
     }
 
     #[test]
@@ -638,16 +645,16 @@ mod tests {
         assert_eq!(f.severity, Severity::Error);
         assert_eq!(f.confidence, Confidence::Likely);
         assert!(
-            f.evidence[0].contains("adopted by subreaper pid 60"),
+            f.evidence_lines()[0].contains("adopted by subreaper pid 60"),
             "{}",
-            f.evidence[0]
+            f.evidence_lines()[0]
         );
-        assert!(f.summary.contains("loky worker"));
+        assert!(f.summary_text().contains("loky worker"));
         // Never the collector's own group.
         snap.processes.push(process(99_999, 1, "semleak scan"));
         snap.processes.last_mut().unwrap().pgrp = 61;
         assert_eq!(
-            check(&snap, &Config::default())[0].cleanup[0],
+            check(&snap, &Config::default())[0].cleanup_lines()[0],
             "kill -TERM 61"
         );
     }
@@ -672,8 +679,8 @@ mod tests {
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(f.confidence, Confidence::Likely);
         assert_eq!(f.pids, vec![402]);
-        assert_eq!(f.resources, vec!["socket:[800]"]);
-        let ev = f.evidence.join("\n");
+        assert_eq!(f.resources(), vec!["socket:[800]"]);
+        let ev = f.evidence_lines().join("\n");
         assert!(
             ev.contains("holds unix socket:[800] (fd 3) whose peer was closed"),
             "{ev}"
@@ -689,11 +696,11 @@ mod tests {
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(f.confidence, Confidence::Likely);
         assert!(
-            f.evidence[0].contains(
+            f.evidence_lines()[0].contains(
                 "holds unix socket:[800] (fd 3) whose peer socket:[801] no live process holds"
             ),
             "{}",
-            f.evidence[0]
+            f.evidence_lines()[0]
         );
         // An uninspected process might hold the peer.
         let mut hidden = snap.clone();
@@ -701,7 +708,7 @@ mod tests {
         let f = &check(&hidden, &Config::default())[0];
         assert_eq!(f.confidence, Confidence::Possible);
         assert!(f
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e.contains("might still hold the other end")));
         // Alone (no dead leader): info, and nothing when a process is unseen.
@@ -748,7 +755,7 @@ mod tests {
         snap.processes.retain(|p| p.pid != 500);
         let f = check(&snap, &Config::default());
         assert_eq!(f.len(), 1);
-        assert_eq!(f[0].resources, vec!["socket:[804]"]);
+        assert_eq!(f[0].resources(), vec!["socket:[804]"]);
     }
 
     #[test]
@@ -771,11 +778,11 @@ mod tests {
         }];
         let f = &check(&snap, &Config::default())[0];
         assert!(
-            f.evidence
+            f.evidence_lines()
                 .iter()
                 .any(|e| e == "pid 201 is still listening on tcp 127.0.0.1:41987: the port stays taken until it exits"),
             "{:?}",
-            f.evidence
+            f.evidence_lines()
         );
     }
 }

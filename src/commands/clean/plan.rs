@@ -14,6 +14,7 @@ use semleak_platform::{Process, RawName, Semaphore, Snapshot};
 use crate::analyze::creator::Creator;
 use crate::analyze::{
     human_age, human_age_ago, leaked_semaphore, process_label_of, Confidence, Finding, Kind,
+    Subject,
 };
 use crate::report::clean::{Action, ActionKind, CleanSummary, Op, Plan, Status};
 use crate::report::SCHEMA_VERSION;
@@ -208,14 +209,14 @@ fn plan_semaphores(
     f: &Finding,
     opts: &CleanOptions,
 ) -> Vec<Action> {
-    let named: HashSet<&str> = f.resources.iter().map(String::as_str).collect();
+    let named: HashSet<(u64, u64)> = f.subjects.iter().filter_map(Subject::file_key).collect();
     let sems: Vec<&Semaphore> = index
         .semaphores
         .get(&f.id)
         .map(|all| {
             all.iter()
                 .copied()
-                .filter(|s| named.contains(s.path.to_lossy().as_str()))
+                .filter(|s| named.contains(&(s.meta.dev, s.meta.inode)))
                 .collect()
         })
         .unwrap_or_default();
@@ -223,7 +224,7 @@ fn plan_semaphores(
         if !opts.inodes.is_empty() {
             return Vec::new();
         }
-        let a = base_action(ActionKind::UnlinkSemaphore, f, f.resources.join(", "));
+        let a = base_action(ActionKind::UnlinkSemaphore, f, f.resources().join(", "));
         return vec![skipped(a, "not found in the snapshot's inventory".into())];
     }
     sems.into_iter()

@@ -17,7 +17,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use semleak_platform::{Process, RawName, Semaphore, Snapshot};
 
 use crate::analyze::{
-    finding_id, leaked_semaphore, process_label, Confidence, Finding, Kind, Severity,
+    finding_id, leaked_semaphore, process_label, CleanupStep, Confidence, Evidence, Finding, Group,
+    Headline, Kind, Severity, Signal, SignalStep, SignalTarget,
 };
 
 /// Every process below `root` in a (pid, ppid) table, `root` excluded.
@@ -129,7 +130,7 @@ pub fn orphan_findings(
             let mut f = Finding::new(Kind::Orphan, &subject, Severity::Error, Confidence::Certain);
             let first = procs[0];
             f.pids = procs.iter().map(|p| p.pid).collect();
-            f.summary = if daemon {
+            f.headline(if daemon {
                 format!(
                     "{} daemon(s) started by the command and left running: {}",
                     procs.len(),
@@ -141,7 +142,7 @@ pub fn orphan_findings(
                     procs.len(),
                     process_label(snapshot, first.pid)
                 )
-            };
+            });
             for p in &procs {
                 let how = if p.ppid == root {
                     "its parent exited and it was reparented to semleak (child subreaper)".to_string()
@@ -167,13 +168,13 @@ pub fn orphan_findings(
                     }
                     None => "not signalled".to_string(),
                 };
-                f.evidence.push(format!(
+                f.say(format!(
                     "{} was still running after the command exited and the grace period passed; {how}; {fate}",
                     process_label(snapshot, p.pid)
                 ));
             }
             f.recommendation = if daemon {
-                f.evidence.push(
+                f.say(
                     "it detached deliberately: a session of its own, standard input, output \
                      and error on /dev/null (a daemon, not a worker)"
                         .into(),
@@ -188,13 +189,16 @@ pub fn orphan_findings(
 concurrent.futures: shutdown(wait=True)); workers should also exit when their parent dies"
                     .to_string()
             };
-            let kept: Vec<String> = procs
+            let kept: Vec<i32> = procs
                 .iter()
                 .filter(|p| matches!(fates.get(&p.pid), Some(Fate::Kept | Fate::NotTerminated)))
-                .map(|p| p.pid.to_string())
+                .map(|p| p.pid)
                 .collect();
             if !kept.is_empty() {
-                f.cleanup = vec![format!("kill -TERM {}", kept.join(" "))];
+                f.cleanup = vec![CleanupStep::Signal(SignalStep::new(
+                    Signal::Term,
+                    SignalTarget::Pids(kept),
+                ))];
             }
             f
         })
@@ -242,45 +246,32 @@ pub fn leaked_semaphores(
         let mut unheld = sem.clone();
         unheld.holders.clear();
         let mut f = leaked_semaphore::finding(after, &unheld);
-        f.evidence.insert(
-            0,
-            "appeared while the command ran (absent from the snapshot before it)".into(),
-        );
+        f.evidence.insert(0, Evidence::AppearedDuringRun);
+        let name = Group::One(sem.name.to_lossy());
         if held_by_leftovers {
-            let pids: Vec<String> = sem.holders.iter().map(|p| p.to_string()).collect();
-            f.summary = format!(
-                "semaphore {} is held only by processes the command left running",
-                sem.name.to_lossy()
-            );
+            f.summary = Headline::HeldOnlyByLeftovers(name);
             f.pids = sem.holders.clone();
             // One moment, one story: it is mapped, by the leftovers only.
-            f.evidence.retain(|e| !e.starts_with("no process maps it"));
+            f.evidence
+                .retain(|e| !matches!(e, Evidence::NoProcessMaps { .. }));
+            f.evidence
+                .insert(1, Evidence::MappedOnlyByLeftovers(sem.holders.clone()));
+        } else if let Some((pid, label)) = &trace.descendant_holder {
+            f.summary = Headline::LeftByCommand(name);
+            f.pids = vec![*pid];
             f.evidence.insert(
                 1,
-                format!("mapped only by leftover descendant(s) {}", pids.join(", ")),
+                Evidence::MappedByDescendant {
+                    label: label.clone(),
+                },
             );
-        } else if let Some((pid, label)) = &trace.descendant_holder {
-            f.summary = format!(
-                "semaphore {} was left by the command, held by no process",
-                sem.name.to_lossy()
-            );
-            f.pids = vec![*pid];
-            f.evidence
-                .insert(1, format!("mapped by descendant {label} during the run"));
         } else if trace.outside_holder {
             continue;
         } else {
             f.severity = Severity::Warning;
             f.confidence = Confidence::Possible;
-            f.summary = format!(
-                "semaphore {} appeared during the run and is held by no process",
-                sem.name.to_lossy()
-            );
-            f.evidence.insert(
-                1,
-                "no descendant of the command was seen mapping it: another process on this host may have made it"
-                    .into(),
-            );
+            f.summary = Headline::AppearedUnheld(name);
+            f.evidence.insert(1, Evidence::NoDescendantSeen);
         }
         let situation = if held_by_leftovers {
             "held by leftovers"
@@ -488,13 +479,13 @@ mod tests {
         assert_eq!(workers.kind, Kind::Orphan);
         assert_eq!(workers.severity, Severity::Error);
         assert_eq!(workers.confidence, Confidence::Certain);
-        assert!(workers.evidence[0].contains("reparented to semleak"));
-        assert!(workers.evidence[0].contains("SIGTERM"));
-        assert!(workers.evidence[1].contains("SIGKILL"));
-        assert!(workers.cleanup.is_empty());
+        assert!(workers.evidence_lines()[0].contains("reparented to semleak"));
+        assert!(workers.evidence_lines()[0].contains("SIGTERM"));
+        assert!(workers.evidence_lines()[1].contains("SIGKILL"));
+        assert!(workers.cleanup_lines().is_empty());
         let sleeper = f.iter().find(|f| f.pids == vec![513]).unwrap();
-        assert!(sleeper.evidence[0].contains("child of leftover pid 510"));
-        assert_eq!(sleeper.cleanup, vec!["kill -TERM 513"]);
+        assert!(sleeper.evidence_lines()[0].contains("child of leftover pid 510"));
+        assert_eq!(sleeper.cleanup_lines(), vec!["kill -TERM 513"]);
         // Other pids and fds on the next run: same id.
         let mut again = after.clone();
         for p in &mut again.processes {
@@ -545,7 +536,7 @@ mod tests {
         let f = leaked_semaphores(&before, &after, &traces, &leftover);
         let by_name = |n: &str| {
             f.iter()
-                .find(|f| f.resources[0].ends_with(&format!("sem.{n}")))
+                .find(|f| f.resources()[0].ends_with(&format!("sem.{n}")))
                 .cloned()
         };
         assert_eq!(f.len(), 3, "{f:#?}");
@@ -565,16 +556,16 @@ mod tests {
         assert_eq!(held.severity, Severity::Error);
         assert_eq!(held.pids, vec![510]);
         assert!(held
-            .evidence
+            .evidence_lines()
             .iter()
             .any(|e| e.contains("leftover descendant(s) 510")));
         assert!(
             !held
-                .evidence
+                .evidence_lines()
                 .iter()
                 .any(|e| e.starts_with("no process maps it")),
             "one moment, one story: {:?}",
-            held.evidence
+            held.evidence_lines()
         );
         let unknown = by_name("nobody-seen").unwrap();
         assert_eq!(unknown.severity, Severity::Warning);
@@ -617,12 +608,12 @@ mod tests {
     fn merge_keeps_the_most_severe() {
         let mut map = BTreeMap::new();
         let mut a = Finding::new(Kind::Zombie, b"x", Severity::Error, Confidence::Certain);
-        a.summary = "first".into();
+        a.headline("first".to_string());
         let mut b = a.clone();
         b.severity = Severity::Warning;
-        b.summary = "second".into();
+        b.headline("second".to_string());
         merge_by_id(&mut map, vec![a]);
         merge_by_id(&mut map, vec![b]);
-        assert_eq!(map.values().next().unwrap().summary, "first");
+        assert_eq!(map.values().next().unwrap().summary_text(), "first");
     }
 }

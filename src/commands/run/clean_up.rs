@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use semleak_platform::Snapshot;
 
-use crate::analyze::{leaked_semaphore, Confidence, Config, Finding, Kind};
+use crate::analyze::{leaked_semaphore, Confidence, Config, Finding, Kind, Subject};
 use crate::commands::clean::{execute, plan, CleanOptions, ExecEnv};
-use crate::report::clean::{Plan, Status};
+use crate::report::clean::{Op, Plan, Status};
 
 /// Plan and carry out the removal of the semaphores that `findings` (the
 /// run's, after suppression) blame on the command, from `snapshot` (the
@@ -22,10 +22,10 @@ pub fn remove_blamed(
     proc_root: PathBuf,
     allow_incomplete: bool,
 ) -> Plan {
-    let blamed: HashSet<&str> = findings
+    let blamed: HashSet<(u64, u64)> = findings
         .iter()
         .filter(|f| f.kind == Kind::LeakedSemaphore && f.confidence != Confidence::Possible)
-        .flat_map(|f| f.resources.iter().map(String::as_str))
+        .flat_map(|f| f.subjects.iter().filter_map(Subject::file_key))
         .collect();
     // The scan's own findings narrowed to those semaphores, so the planner
     // matches them exactly as `semleak clean` would (same ids, confidence
@@ -33,8 +33,11 @@ pub fn remove_blamed(
     let scan: Vec<Finding> = leaked_semaphore::check(snapshot, &Config::default())
         .into_iter()
         .filter_map(|mut f| {
-            f.resources.retain(|r| blamed.contains(r.as_str()));
-            (!f.resources.is_empty()).then_some(f)
+            f.subjects
+                .retain(|s| s.file_key().is_some_and(|k| blamed.contains(&k)));
+            f.cleanup
+                .retain(|c| c.file_key().is_some_and(|k| blamed.contains(&k)));
+            (!f.subjects.is_empty()).then_some(f)
         })
         .collect();
     let opts = CleanOptions {
@@ -55,6 +58,18 @@ pub fn remove_blamed(
     };
     execute(&mut plan, &env);
     plan
+}
+
+/// The files (device, inode) the plan removed.
+pub fn removed_files(plan: &Plan) -> HashSet<(u64, u64)> {
+    plan.actions
+        .iter()
+        .filter(|a| a.status == Status::Done)
+        .filter_map(|a| match &a.op {
+            Op::Unlink { dev, inode, .. } => Some((*dev, *inode)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Paths the plan removed.

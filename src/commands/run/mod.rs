@@ -34,7 +34,7 @@ use semleak_platform::{CollectOptions, RawName};
 
 use super::output::open_in_place;
 use super::Ui;
-use crate::analyze;
+use crate::analyze::{self, Evidence, Subject};
 use crate::cli::RunArgs;
 use crate::exit::{AppError, EXIT_OK};
 use crate::report::clean::Status;
@@ -251,14 +251,19 @@ pub fn run(args: &RunArgs, ui: &Ui) -> Result<i32, AppError> {
         )
     });
     if let Some(plan) = &clean_plan {
-        let removed: BTreeSet<String> = clean_up::removed(plan).into_iter().collect();
+        let removed = clean_up::removed_files(plan);
         for f in &mut findings {
-            let gone = f.resources.iter().filter(|r| removed.contains(*r)).count();
+            let gone = f
+                .subjects
+                .iter()
+                .filter_map(Subject::file_key)
+                .filter(|k| removed.contains(k))
+                .count();
             if gone > 0 {
-                f.evidence.push(format!(
-                    "removed by `semleak run --clean` ({gone} of {})",
-                    f.resources.len()
-                ));
+                f.evidence.push(Evidence::RemovedByRunClean {
+                    removed: gone,
+                    of: f.subjects.len(),
+                });
             }
         }
     }
