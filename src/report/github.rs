@@ -307,6 +307,35 @@ mod tests {
         assert!(md.contains("`/dev/shm/sem.#%23[error]x`"), "{md}");
     }
 
+    /// The plain run summary wraps at 100 columns: a name with a space can
+    /// put `::` at the start of a line. Neutralised, no line is obeyed.
+    #[test]
+    fn the_wrapped_run_summary_is_inert_once_neutralised() {
+        let name = format!("/dev/shm/sem.{} ::stop-commands::tok", "A".repeat(80));
+        let mut f = finding(
+            Kind::LeakedSemaphore,
+            Severity::Warning,
+            &format!("semaphore {} appeared during the run", &name[13..]),
+        );
+        f.resources = vec![name, "/dev/shm/sem.##[error]x".into()];
+        let mut r = report_with(vec![f]);
+        r.run = Some(crate::report::run::RunInfo {
+            command: vec!["sh".into(), "-c".into(), "::error::from the command".into()],
+            ..Default::default()
+        });
+        let plain = crate::report::table::render_run_summary(
+            &r,
+            &crate::report::table::TableOptions::PLAIN,
+        );
+        assert!(
+            plain.lines().any(obeyed),
+            "the test needs a hostile line: {plain}"
+        );
+        let out = neutralise(&plain);
+        assert!(!out.lines().any(obeyed), "{out}");
+        assert!(out.contains(":%3Astop-commands::tok"), "{out}");
+    }
+
     #[test]
     fn step_summary_is_a_markdown_table_of_findings() {
         let r = report_with(vec![finding(
