@@ -228,3 +228,74 @@ fn report_files_refuse_a_symlink() {
         .file_type()
         .is_symlink());
 }
+
+/// Semaphore names any local user can choose, printed by `semleak run`
+/// under GitHub Actions, are never obeyed by the runner as workflow
+/// commands: no line (trimmed of leading whitespace, as the runner trims
+/// it) starts with `::` except semleak's own annotations, and no line
+/// holds `##[`. The names are made by the command in a private directory
+/// (`--shm-dir`), so they are blamed on it and printed.
+#[test]
+fn hostile_names_are_not_obeyed_as_workflow_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let shm = dir.path().join("shm");
+    std::fs::create_dir(&shm).unwrap();
+    let summary = dir.path().join("step-summary.md");
+    let names = [
+        format!("sem.mp-{} ::stop-commands::tok", "A".repeat(60)),
+        // 80 characters, then the command: wrapped at 100 columns, the
+        // summary line breaks right before `::`.
+        format!("sem.{} ::stop-commands::tok", "A".repeat(80)),
+        "sem.x ::warning title=FORGED::forged".to_string(),
+        "sem.##[error]x".to_string(),
+    ];
+    let mut script = String::new();
+    for name in &names {
+        let path = shm.join(name);
+        script.push_str(&format!(
+            "head -c 32 /dev/zero > '{}'\n",
+            path.to_str().unwrap()
+        ));
+    }
+    let out = run(
+        &["--shm-dir", shm.to_str().unwrap(), "--allow-non-tmpfs"],
+        &["sh".into(), "-c".into(), script],
+        &[
+            ("GITHUB_ACTIONS", Path::new("true")),
+            ("GITHUB_STEP_SUMMARY", &summary),
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // Each name was reported (its annotation is there).
+    let annotations: Vec<&str> = err.lines().filter(|l| l.starts_with("::")).collect();
+    assert_eq!(annotations.len(), names.len(), "{err}");
+    let all = format!("{}{err}", String::from_utf8_lossy(&out.stdout));
+    // The runner also ends a line at a CR.
+    for line in all.split(['\n', '\r']) {
+        assert!(!line.contains("##["), "obeyed as a command: {line:?}");
+        let trimmed = line.trim_start();
+        if !trimmed.starts_with("::") {
+            continue;
+        }
+        // Only semleak's own annotations, whole: the properties are its
+        // title, the hostile text is in the (escaped) message.
+        let (properties, message) = trimmed[2..].split_once("::").unwrap();
+        assert!(
+            ["error", "warning", "notice"]
+                .iter()
+                .any(|level| properties == format!("{level} title=semleak%3A Leaked semaphores")),
+            "a forged workflow command: {line:?}"
+        );
+        assert!(!message.contains('\n'), "{line:?}");
+    }
+    // The names are still shown, escaped, in the summary and annotations.
+    assert!(err.contains("sem.#%23[error]x"), "{err}");
+    assert!(err.contains(":%3Astop-commands::tok"), "{err}");
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(!md.contains("##[") && !md.contains("<"), "{md}");
+    assert!(
+        !md.lines().any(|l| l.trim_start().starts_with("::")),
+        "{md}"
+    );
+}

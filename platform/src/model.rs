@@ -409,4 +409,34 @@ pub struct Container {
     /// The Kubernetes pod UID, with dashes, when the path names a pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_uid: Option<String>,
+    /// Which cgroup layout the container was recognised by, so a reader
+    /// can tell a root-owned runtime position from a user-delegated one.
+    #[serde(default)]
+    pub source: ContainerSource,
+    /// Rootless containers: the user whose systemd instance
+    /// (`user@UID.service`) holds the scope. That user can name cgroups
+    /// there freely, so the container is only ever claimed as theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_uid: Option<u32>,
+}
+
+/// Where in the cgroup tree a container was recognised. Only positions a
+/// runtime creates as root are trusted as that runtime's; anything under a
+/// user's delegated subtree is at most that user's rootless container.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerSource {
+    /// A snapshot taken before semleak recorded this.
+    #[default]
+    Unrecorded,
+    /// A runtime's scope at its fixed place under the systemd driver:
+    /// `/system.slice/docker-ID.scope`, `/machine.slice/libpod-ID.scope`,
+    /// `/kubepods.slice/…/RUNTIME-ID.scope`.
+    SystemdScope,
+    /// A runtime's directory at its fixed place under the cgroupfs driver:
+    /// `/docker/ID`, `/kubepods/QOS/podUID/ID`, `/libpod_parent/libpod-ID`.
+    CgroupfsPath,
+    /// `libpod-ID.scope` inside `/user.slice/user-UID.slice/user@UID.service/`:
+    /// rootless Podman, in a subtree that user controls.
+    RootlessUserScope,
 }

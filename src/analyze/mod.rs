@@ -223,6 +223,8 @@ mod tests {
             runtime: ContainerRuntime::Containerd,
             id: "ab".repeat(32),
             pod_uid: Some("1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d".into()),
+            source: semleak_platform::ContainerSource::SystemdScope,
+            user_uid: None,
         };
         let mut snap = testing::snapshot();
         let mut parent = testing::process(500, 1, "python3 dispatcher.py");

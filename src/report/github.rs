@@ -1,6 +1,12 @@
 //! GitHub Actions: one workflow-command annotation per finding
 //! (`::error::`, `::warning::`, `::notice::`) and a markdown summary for
 //! `$GITHUB_STEP_SUMMARY`.
+//!
+//! The runner obeys a workflow command in any line of a step's stdout or
+//! stderr: `::name …::` once leading whitespace is trimmed, and `##[name]`
+//! anywhere in the line. Semaphore names and command lines are chosen by
+//! any local user, so every other line semleak prints under GitHub Actions
+//! goes through [`neutralise`], and annotation data escapes `##[` too.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -57,6 +63,40 @@ pub fn annotations(report: &Report) -> String {
         );
     }
     out
+}
+
+/// `text` made inert for the Actions runner, line by line: a `::` that
+/// starts a line after whitespace becomes `:%3A`, and every `##[` becomes
+/// `#%23[` (visible percent escapes, as the runner's own escaping uses; the
+/// runner decodes neither in plain lines). A CR is escaped as well, since
+/// the runner also ends a line there. For everything semleak prints under
+/// GitHub Actions except its own annotations.
+pub fn neutralise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let line = line.replace('\r', "%0D");
+        // The runner trims with .NET's Char.IsWhiteSpace, the same Unicode
+        // White_Space set as Rust's.
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        out.push_str(indent);
+        match body.strip_prefix("::") {
+            Some(rest) => {
+                out.push_str(":%3A");
+                out.push_str(&neutralise_brackets(rest));
+            }
+            None => out.push_str(&neutralise_brackets(body)),
+        }
+    }
+    out
+}
+
+/// `##[` (a v1 workflow command anywhere in a line) → `#%23[`.
+fn neutralise_brackets(s: &str) -> String {
+    s.replace("##[", "#%23[")
 }
 
 /// Markdown for `$GITHUB_STEP_SUMMARY`: the verdict, what the command did,
@@ -117,14 +157,20 @@ pub fn step_summary(report: &Report) -> String {
             let _ = write!(out, "\n**{}**: {}\n", kind.title(), md_text(rec));
         }
     }
-    out
+    // Markdown is not read for commands, but the summary is often also
+    // printed to a log; it carries no `##[` either way.
+    neutralise(&out)
 }
 
-/// Workflow-command data: `%`, CR and LF are escaped (the runner decodes them).
+/// Workflow-command data: `%`, CR and LF are escaped (the runner decodes
+/// them), and `##[` becomes `#%23[`, which the runner shows as is: the line
+/// starts with semleak's own `::`, but a `##[` in it would still be obeyed.
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25")
+    let escaped = s
+        .replace('%', "%25")
         .replace('\r', "%0D")
-        .replace('\n', "%0A")
+        .replace('\n', "%0A");
+    neutralise_brackets(&escaped)
 }
 
 /// Workflow-command properties additionally escape `:` and `,`.
@@ -205,6 +251,91 @@ mod tests {
             text.contains("::notice title=semleak::2 more finding(s)"),
             "{text}"
         );
+    }
+
+    /// What the runner would obey in `line`: a `::` command once leading
+    /// whitespace is trimmed, or a `##[` command anywhere.
+    fn obeyed(line: &str) -> bool {
+        line.trim_start().starts_with("::") || line.contains("##[")
+    }
+
+    #[test]
+    fn neutralised_lines_are_never_workflow_commands() {
+        let text = "ok\n    ::stop-commands::tok\n::warning title=FORGED::x\n\u{3000}\t::add-mask::y\n  a ##[error]x ##[group]\nline\r::error::z\n";
+        let out = neutralise(text);
+        assert_eq!(
+            out,
+            "ok\n    :%3Astop-commands::tok\n:%3Awarning title=FORGED::x\n\u{3000}\t:%3Aadd-mask::y\n  a #%23[error]x #%23[group]\nline%0D::error::z\n"
+        );
+        assert!(!out.split(['\n', '\r']).any(obeyed), "{out}");
+        // Ordinary text is left as it is.
+        assert_eq!(neutralise("a: b :: c\n  # [x]\n"), "a: b :: c\n  # [x]\n");
+        // Runs of `#` leave no `##[` behind.
+        assert!(!neutralise("###[x] ####[y]").contains("##["));
+    }
+
+    #[test]
+    fn hostile_names_in_annotations_and_the_summary_are_inert() {
+        let names = [
+            format!("/dev/shm/sem.mp-{} ::stop-commands::tok", "A".repeat(60)),
+            "/dev/shm/sem.x ::warning title=FORGED::forged".to_string(),
+            "/dev/shm/sem.##[error]x".to_string(),
+        ];
+        let findings = names
+            .iter()
+            .map(|n| {
+                let mut f = finding(
+                    Kind::LeakedSemaphore,
+                    Severity::Warning,
+                    &format!("semaphore {n} held by none"),
+                );
+                f.resources = vec![n.clone()];
+                f.evidence = vec![format!("named {n}")];
+                f
+            })
+            .collect();
+        let r = report_with(findings);
+        let text = annotations(&r);
+        for line in text.lines() {
+            assert!(!line.contains("##["), "{line}");
+            assert!(
+                line.starts_with("::warning title=semleak%3A Leaked semaphores::"),
+                "{line}"
+            );
+        }
+        assert!(text.contains("sem.#%23[error]x"), "{text}");
+        let md = step_summary(&r);
+        assert!(!md.lines().any(obeyed), "{md}");
+        assert!(md.contains("`/dev/shm/sem.#%23[error]x`"), "{md}");
+    }
+
+    /// The plain run summary wraps at 100 columns: a name with a space can
+    /// put `::` at the start of a line. Neutralised, no line is obeyed.
+    #[test]
+    fn the_wrapped_run_summary_is_inert_once_neutralised() {
+        let name = format!("/dev/shm/sem.{} ::stop-commands::tok", "A".repeat(80));
+        let mut f = finding(
+            Kind::LeakedSemaphore,
+            Severity::Warning,
+            &format!("semaphore {} appeared during the run", &name[13..]),
+        );
+        f.resources = vec![name, "/dev/shm/sem.##[error]x".into()];
+        let mut r = report_with(vec![f]);
+        r.run = Some(crate::report::run::RunInfo {
+            command: vec!["sh".into(), "-c".into(), "::error::from the command".into()],
+            ..Default::default()
+        });
+        let plain = crate::report::table::render_run_summary(
+            &r,
+            &crate::report::table::TableOptions::PLAIN,
+        );
+        assert!(
+            plain.lines().any(obeyed),
+            "the test needs a hostile line: {plain}"
+        );
+        let out = neutralise(&plain);
+        assert!(!out.lines().any(obeyed), "{out}");
+        assert!(out.contains(":%3Astop-commands::tok"), "{out}");
     }
 
     #[test]

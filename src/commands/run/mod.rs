@@ -317,7 +317,7 @@ pub fn run(args: &RunArgs, ui: &Ui) -> Result<i32, AppError> {
     });
 
     write_report_files(args, (report_file, junit_file), &report)?;
-    eprint!("{}", table::render_run_summary(&report, &ui.stderr()));
+    eprint_untrusted(&table::render_run_summary(&report, &ui.stderr()));
     if github_actions() {
         github_outputs(&report)?;
     }
@@ -371,6 +371,17 @@ fn github_actions() -> bool {
     std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true")
 }
 
+/// Text holding names any local user chooses (semaphores, command lines),
+/// to stderr; under GitHub Actions made inert first, so that no line of it
+/// is obeyed as a workflow command.
+fn eprint_untrusted(text: &str) {
+    if github_actions() {
+        eprint!("{}", github::neutralise(text));
+    } else {
+        eprint!("{text}");
+    }
+}
+
 /// Annotations on stderr (the runner reads workflow commands from both
 /// streams; stdout is the command's) and the markdown summary appended to
 /// `$GITHUB_STEP_SUMMARY`.
@@ -398,14 +409,17 @@ fn start_command(supervisor: &Supervisor, args: &RunArgs) -> Result<Started, i32
     match supervisor.spawn(&mut command) {
         Ok(started) => Ok(started),
         Err(SpawnError::Stopped(sig)) => {
-            eprintln!(
-                "semleak: received signal {sig} before {} started: not starting it",
+            eprint_untrusted(&format!(
+                "semleak: received signal {sig} before {} started: not starting it\n",
                 program.to_string_lossy()
-            );
+            ));
             Err(128 + sig)
         }
         Err(SpawnError::Io(e)) => {
-            eprintln!("semleak: cannot run {}: {e}", program.to_string_lossy());
+            eprint_untrusted(&format!(
+                "semleak: cannot run {}: {e}\n",
+                program.to_string_lossy()
+            ));
             // The shell's codes: 127 not found, 126 found but not runnable.
             Err(if e.kind() == io::ErrorKind::NotFound {
                 127
