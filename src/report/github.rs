@@ -289,8 +289,8 @@ mod tests {
                     Severity::Warning,
                     &format!("semaphore {n} held by none"),
                 );
-                f.resources = vec![n.clone()];
-                f.evidence = vec![format!("named {n}")];
+                f.subjects = vec![crate::analyze::Subject::SemaphoreName(n.clone())];
+                f.evidence = vec![crate::analyze::Evidence::Said(format!("named {n}"))];
                 f
             })
             .collect();
@@ -319,7 +319,10 @@ mod tests {
             Severity::Warning,
             &format!("semaphore {} appeared during the run", &name[13..]),
         );
-        f.resources = vec![name, "/dev/shm/sem.##[error]x".into()];
+        f.subjects = vec![
+            crate::analyze::Subject::SemaphoreName(name),
+            crate::analyze::Subject::SemaphoreName("/dev/shm/sem.##[error]x".into()),
+        ];
         let mut r = report_with(vec![f]);
         r.run = Some(crate::report::run::RunInfo {
             command: vec!["sh".into(), "-c".into(), "::error::from the command".into()],
