@@ -322,7 +322,10 @@ fn finding_with(snapshot: &Snapshot, sem: &Semaphore, hidden: &[i32]) -> Finding
             .is_some_and(|r| !r.starts_with("cannot read"))
     {
         Confidence::Possible
-    } else if hidden.is_empty() && !snapshot.visibility.nested_pid_namespace {
+    } else if hidden.is_empty()
+        && !snapshot.visibility.nested_pid_namespace
+        && !snapshot.visibility.proc_root_mismatch
+    {
         Confidence::Certain
     } else {
         Confidence::Likely
@@ -373,6 +376,13 @@ fn finding_with(snapshot: &Snapshot, sem: &Semaphore, hidden: &[i32]) -> Finding
         f.evidence.push(
             "not certain: semleak ran in a nested pid namespace, so processes outside it \
              (which may share this directory) were not seen"
+                .into(),
+        );
+    }
+    if snapshot.visibility.proc_root_mismatch {
+        f.evidence.push(
+            "not certain: --proc-root does not show every process that could map this \
+             directory (see the visibility note)"
                 .into(),
         );
     }

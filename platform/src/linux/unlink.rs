@@ -94,6 +94,27 @@ impl ShmDir {
         &self.path
     }
 
+    /// Why `proc_root` does not provably show the holders of this
+    /// directory's files, judged by the open directory itself (its device,
+    /// and whether it is on tmpfs or ramfs).
+    fn proc_view_problem(&self, proc_root: &Path) -> Option<super::procview::ProcViewProblem> {
+        use super::procview::{is_shared_memory_magic, problem_for, ProcViewProblem};
+        // f_type is a signed or unsigned integer of the target's width.
+        #[allow(clippy::unnecessary_cast)]
+        let shared_memory = rustix::fs::fstatfs(&self.fd)
+            .ok()
+            .map(|s| is_shared_memory_magic(s.f_type as i64));
+        match rustix::fs::fstat(&self.fd) {
+            // dev_t is not u64 on every Linux target.
+            #[allow(clippy::unnecessary_cast)]
+            Ok(st) => problem_for(proc_root, shared_memory, st.st_dev as u64),
+            Err(e) => Some(ProcViewProblem::Mounts(format!(
+                "cannot stat {}: {e}",
+                self.path.display()
+            ))),
+        }
+    }
+
     /// The entry must be a regular file with the planned device and inode.
     fn check_entry(&self, name: &[u8], expected: ExpectedFile) -> Result<Stat, UnlinkRefused> {
         let st = match statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -141,12 +162,16 @@ impl ShmDir {
                     .as_ref()
                     .is_some_and(|i| i.built.elapsed() < HOLDER_INDEX_MAX_AGE);
                 if !fresh {
-                    index = Some(HolderIndex::build(proc_root, &devs).map_err(|source| {
+                    let mut built = HolderIndex::build(proc_root, &devs).map_err(|source| {
                         UnlinkRefused::Io {
                             op: "reading the process list",
                             source,
                         }
-                    })?);
+                    })?;
+                    built.proc_view = self
+                        .proc_view_problem(proc_root)
+                        .map(|why| (proc_root.to_path_buf(), why));
+                    index = Some(built);
                 }
                 let holders = index.as_ref().ok_or(UnlinkRefused::BadName)?;
                 self.unlink_checked(file_name, expected, holders, unverifiable)
@@ -184,6 +209,12 @@ impl ShmDir {
         // Checked here, on the unlink path itself, not only when planning.
         if let (Some(ns), Unverifiable::Refuse) = (index.nested_pid_namespace, unverifiable) {
             return Err(UnlinkRefused::NestedPidNamespace(ns));
+        }
+        if let (Some((root, why)), Unverifiable::Refuse) = (&index.proc_view, unverifiable) {
+            return Err(UnlinkRefused::ProcRootMismatch {
+                proc_root: root.display().to_string(),
+                why: why.to_string(),
+            });
         }
 
         // Reading /proc took a while: look at the entry once more, then
