@@ -469,6 +469,57 @@ mod tests {
         assert!(p.exists());
     }
 
+    /// A shared-memory directory (tmpfs) checked through a proc root that
+    /// is not a proc filesystem: refused on the unlink path itself, unless
+    /// unverifiable holders are accepted (`--allow-incomplete`); the real
+    /// `/proc`, which mounts it, is not refused.
+    #[test]
+    fn a_proc_root_that_cannot_see_the_directory_is_refused() {
+        let Some(dir) = tempfile_lite::Dir::new_in(Path::new("/dev/shm"), "shm") else {
+            eprintln!("SKIPPED: no private directory in /dev/shm");
+            return;
+        };
+        if !super::super::procview::is_shared_memory_fs(dir.path()).unwrap_or(false) {
+            eprintln!("SKIPPED: /dev/shm is not a tmpfs here");
+            return;
+        }
+        let proc_root = empty_proc();
+        let p = dir.path().join("sem.a");
+        fs::write(&p, [0u8; 32]).unwrap();
+        let expected = expected_of(&p);
+        let shm = ShmDir::open(dir.path()).unwrap();
+        let r = shm.unlink_semaphore(b"sem.a", expected, proc_root.path(), Unverifiable::Refuse);
+        match &r {
+            Err(UnlinkRefused::ProcRootMismatch {
+                proc_root: root,
+                why,
+            }) => {
+                assert_eq!(root, &proc_root.path().display().to_string());
+                assert!(why.contains("not a proc filesystem"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(r.unwrap_err().to_string().contains("--proc-root"));
+        assert!(p.exists());
+
+        let q = dir.path().join("sem.b");
+        fs::write(&q, [0u8; 32]).unwrap();
+        let r = shm.unlink_semaphore(
+            b"sem.b",
+            expected_of(&q),
+            Path::new("/proc"),
+            Unverifiable::Refuse,
+        );
+        assert!(
+            !matches!(r, Err(UnlinkRefused::ProcRootMismatch { .. })),
+            "{r:?}"
+        );
+
+        let r = shm.unlink_semaphore(b"sem.a", expected, proc_root.path(), Unverifiable::Accept);
+        assert!(r.is_ok(), "{r:?}");
+        assert!(!p.exists());
+    }
+
     /// A tiny self-cleaning temporary directory (the platform crate has no
     /// tempfile dependency).
     mod tempfile_lite {
@@ -487,6 +538,18 @@ mod tests {
                 ));
                 std::fs::create_dir(&p).unwrap();
                 Dir(p)
+            }
+            /// In `base` instead of the temporary directory; `None` where
+            /// it cannot be made.
+            pub fn new_in(base: &Path, tag: &str) -> Option<Dir> {
+                static N: AtomicU32 = AtomicU32::new(0);
+                let p = base.join(format!(
+                    "semleak-unit-{}-{}-{tag}",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::Relaxed)
+                ));
+                std::fs::create_dir(&p).ok()?;
+                Some(Dir(p))
             }
             pub fn path(&self) -> &Path {
                 &self.0
