@@ -987,3 +987,56 @@ fn the_real_proc_with_its_own_shm_still_cleans_what_is_unheld() {
         "{r:?}"
     );
 }
+
+/// A tmpfs mounted only in a private mount namespace (`unshare --mount`),
+/// scanned through the host's `/proc`, whose pid 1 does not mount it: the
+/// verdict is not certain and `clean --yes` keeps the file.
+#[test]
+fn a_tmpfs_the_proc_roots_mount_namespace_lacks_is_not_certain() {
+    let usable = is_root()
+        && std::process::Command::new("unshare")
+            .args(["--mount", "true"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !usable {
+        eprintln!("SKIPPED: a mount namespace cannot be made here (needs root and unshare)");
+        return;
+    }
+    let mnt = private_dir();
+    let m = mnt.path().to_str().unwrap();
+    let bin = semleak_bin();
+    let bin = bin.to_str().unwrap();
+    // 32 bytes shaped like an unheld glibc semaphore (value 1), an hour old.
+    let script = format!(
+        "mount --make-rprivate / && mount -t tmpfs none '{m}' || exit 3; \
+         printf '\\001' > '{m}/sem.mp-mntns001'; truncate -s 32 '{m}/sem.mp-mntns001'; \
+         touch -d '1 hour ago' '{m}/sem.mp-mntns001'; \
+         '{bin}' scan --format json --sample-window 0s --shm-dir '{m}'; echo; \
+         '{bin}' clean --format json --shm-dir '{m}' --min-age 0s --yes; echo; \
+         test -e '{m}/sem.mp-mntns001' && echo kept"
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "sh", "-c", &script])
+        .output()
+        .expect("unshare");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut docs = serde_json::Deserializer::from_str(&text).into_iter::<Value>();
+    let report = docs.next().expect("scan JSON").expect("scan JSON");
+    let plan = docs.next().expect("clean JSON").expect("clean JSON");
+    let vis = &report["visibility"];
+    assert_eq!(vis["complete"], false, "{vis:#}");
+    assert!(vis["notes"].to_string().contains("not mounted"), "{vis:#}");
+    let leak = findings(&report, "leaked_semaphore")
+        .into_iter()
+        .find(|f| f["resources"].to_string().contains("mp-mntns001"))
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(leak["confidence"], "likely", "{leak:#}");
+    let a = actions_for(&plan, "sem.mp-mntns001");
+    assert_eq!(a[0]["status"], "skipped", "{plan:#}");
+    assert!(
+        text.trim_end().ends_with("kept"),
+        "clean --yes removed it: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

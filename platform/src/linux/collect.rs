@@ -233,11 +233,18 @@ fn nested_pid_namespace(proc_root: &Path) -> Option<String> {
 fn proc_root_mismatch(proc_root: &Path, shm: &Shm) -> Option<String> {
     let dev = shm.dev?;
     let why = super::procview::problem(proc_root, Path::new(&shm.dir), dev)?;
+    let advice = match why {
+        super::procview::ProcViewProblem::NestedPidNamespace(_) => {
+            "for certain verdicts run semleak in the host's pid namespace with the host's /proc"
+        }
+        _ => {
+            "pass the proc filesystem of the namespace that uses the directory (for a \
+             container: --proc-root /proc/PID/root/proc with --shm-dir /proc/PID/root/dev/shm)"
+        }
+    };
     Some(format!(
         "--proc-root {} does not show every process that could hold what {} holds: {why}; a \
-         held semaphore or segment can look unheld. Pass the proc filesystem of the namespace \
-         that uses the directory (for a container: --proc-root /proc/PID/root/proc with \
-         --shm-dir /proc/PID/root/dev/shm)",
+         held semaphore or segment can look unheld; {advice}",
         proc_root.display(),
         shm.dir
     ))
