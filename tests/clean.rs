@@ -884,6 +884,7 @@ fn an_empty_proc_root_proves_nothing_and_clean_keeps_held_files() {
 /// mountinfo naming the shared-memory directory's device — is still not a
 /// proc filesystem.
 #[test]
+#[cfg(target_os = "linux")]
 fn a_fake_proc_tree_is_not_a_proc_filesystem() {
     let Some(probe) = private_shm_dir() else {
         return;
@@ -992,6 +993,7 @@ fn the_real_proc_with_its_own_shm_still_cleans_what_is_unheld() {
 /// scanned through the host's `/proc`, whose pid 1 does not mount it: the
 /// verdict is not certain and `clean --yes` keeps the file.
 #[test]
+#[cfg(target_os = "linux")]
 fn a_tmpfs_the_proc_roots_mount_namespace_lacks_is_not_certain() {
     let usable = is_root()
         && std::process::Command::new("unshare")
