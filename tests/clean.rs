@@ -769,3 +769,276 @@ fn a_thread_group_leader_that_exited_still_holds_through_its_threads() {
     );
     assert!(path.exists());
 }
+
+/// A private directory on a real shared-memory filesystem (a fresh
+/// directory under `/dev/shm`, a tmpfs), so `--shm-dir` needs no
+/// `--allow-non-tmpfs` and the proc-root checks apply. `None`, said loudly,
+/// where `/dev/shm` is not writable.
+fn private_shm_dir() -> Option<tempfile::TempDir> {
+    match tempfile::Builder::new()
+        .prefix("semleak-test-procroot-")
+        .tempdir_in("/dev/shm")
+    {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("SKIPPED: no private directory in /dev/shm ({e})");
+            None
+        }
+    }
+}
+
+/// A process that maps `file` shared (as a semaphore's user does) until
+/// killed; the returned [`Spawned`] kills it by pid on drop.
+fn map_holder(file: &Path) -> Spawned {
+    let mut holder = python(
+        "import mmap, sys, time\nf = open(sys.argv[1], 'r+b')\nm = mmap.mmap(f.fileno(), 32)\n\
+         print('ready', flush=True)\ntime.sleep(600)\n",
+        &[file.to_str().unwrap()],
+    );
+    assert_eq!(holder.read_line(), "ready");
+    holder
+}
+
+/// Scan and clean `--yes` through `proc_root` a private shared-memory
+/// directory holding `sem.<tag>`, mapped by a live process: the verdict is
+/// not certain, visibility is incomplete with the reason, and the file is
+/// kept — also by the unlink path itself.
+fn a_held_semaphore_survives_proc_root(proc_root: &Path, tag: &str) {
+    let Some(dir) = private_shm_dir() else {
+        return;
+    };
+    let d = dir.path().to_str().unwrap();
+    let root = proc_root.to_str().unwrap();
+    let held = fake_sem(dir.path(), tag);
+    let holder = map_holder(&held);
+
+    let (_, report) = scan_json(&["--sample-window", "0s", "--proc-root", root, "--shm-dir", d]);
+    let vis = &report["visibility"];
+    assert_eq!(vis["complete"], false, "{vis:#}");
+    let notes = vis["notes"].to_string();
+    assert!(
+        notes.contains("--proc-root") && notes.contains("not a proc filesystem"),
+        "{vis:#}"
+    );
+    let leak = findings(&report, "leaked_semaphore")
+        .into_iter()
+        .find(|f| f["resources"].to_string().contains(tag))
+        .unwrap_or_else(|| panic!("the held file looks unheld through {root}: {report:#}"));
+    assert_eq!(leak["confidence"], "likely", "{leak:#}");
+    assert!(
+        leak["evidence"].to_string().contains("--proc-root"),
+        "{leak:#}"
+    );
+
+    let (_, plan) = clean_json(&[
+        "--proc-root",
+        root,
+        "--shm-dir",
+        d,
+        "--min-age",
+        "0s",
+        "--yes",
+    ]);
+    assert!(held.exists(), "a mapped file was removed: {plan:#}");
+    assert_eq!(plan["visibility_complete"], false, "{plan:#}");
+    assert!(
+        plan["notes"].to_string().contains("not a proc filesystem"),
+        "clean says why: {plan:#}"
+    );
+    let a = actions_for(&plan, &format!("sem.{tag}"));
+    assert_eq!(a.len(), 1, "{plan:#}");
+    assert_eq!(a[0]["status"], "skipped", "{plan:#}");
+
+    // The unlink path itself refuses, whatever a plan said.
+    let st = fs::metadata(&held).unwrap();
+    let shm = semleak::platform::control::ShmDir::open(dir.path()).unwrap();
+    let refused = shm.unlink_semaphore(
+        format!("sem.{tag}").as_bytes(),
+        semleak::platform::control::ExpectedFile {
+            dev: st.dev(),
+            inode: st.ino(),
+        },
+        proc_root,
+        semleak::platform::control::Unverifiable::Refuse,
+    );
+    assert!(
+        matches!(
+            refused,
+            Err(semleak::platform::control::UnlinkRefused::ProcRootMismatch { .. })
+        ),
+        "{refused:?}"
+    );
+    assert!(held.exists());
+    assert!(alive(holder.pid()));
+}
+
+/// An empty `--proc-root` lists no process: every held semaphore of the
+/// real shared-memory directory would look unheld.
+#[test]
+fn an_empty_proc_root_proves_nothing_and_clean_keeps_held_files() {
+    let empty = private_dir();
+    a_held_semaphore_survives_proc_root(empty.path(), "mp-emptyproc");
+}
+
+/// A directory dressed up as /proc — pid 1 with a status, empty maps and a
+/// mountinfo naming the shared-memory directory's device — is still not a
+/// proc filesystem.
+#[test]
+#[cfg(target_os = "linux")]
+fn a_fake_proc_tree_is_not_a_proc_filesystem() {
+    let Some(probe) = private_shm_dir() else {
+        return;
+    };
+    let dev = fs::metadata(probe.path()).unwrap().dev();
+    let fake = private_dir();
+    let one = fake.path().join("1");
+    fs::create_dir_all(one.join("fd")).unwrap();
+    fs::write(
+        one.join("stat"),
+        "1 (init) S 0 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 5 1000 10 0\n",
+    )
+    .unwrap();
+    fs::write(
+        one.join("status"),
+        "Name:\tinit\nUid:\t0\t0\t0\t0\nNSpid:\t1\n",
+    )
+    .unwrap();
+    fs::write(one.join("cmdline"), "init\0").unwrap();
+    fs::write(one.join("maps"), "").unwrap();
+    fs::write(
+        one.join("mountinfo"),
+        format!(
+            "25 1 {}:{} / /dev/shm rw - tmpfs tmpfs rw\n",
+            libc::major(dev),
+            libc::minor(dev)
+        ),
+    )
+    .unwrap();
+    drop(probe);
+    a_held_semaphore_survives_proc_root(fake.path(), "mp-fakeproc");
+    // `/tmp` itself, the mistake as typed.
+    a_held_semaphore_survives_proc_root(Path::new("/tmp"), "mp-tmpproc");
+}
+
+/// Regression: the real /proc with a shared-memory directory of its mount
+/// namespace keeps certain verdicts; an unheld file is cleaned, a held one
+/// kept.
+#[test]
+fn the_real_proc_with_its_own_shm_still_cleans_what_is_unheld() {
+    let Some(dir) = private_shm_dir() else {
+        return;
+    };
+    let d = dir.path().to_str().unwrap();
+    let held = fake_sem(dir.path(), "mp-realheld");
+    let free = fake_sem(dir.path(), "mp-realfree");
+    let holder = map_holder(&held);
+
+    let (_, report) = scan_json(&["--sample-window", "0s", "--shm-dir", d]);
+    let vis = &report["visibility"];
+    assert!(
+        !vis["notes"].to_string().contains("--proc-root"),
+        "the real /proc sees this directory: {vis:#}"
+    );
+    let inv = inventory_semaphore(&report, "mp-realheld").expect("listed");
+    assert_eq!(inv["holders"], serde_json::json!([holder.pid()]), "{inv}");
+    let leak = findings(&report, "leaked_semaphore")
+        .into_iter()
+        .find(|f| f["resources"].to_string().contains("mp-realfree"))
+        .expect("the unheld file is a leak");
+    if vis["complete"] == true {
+        assert_eq!(leak["confidence"], "certain", "{leak:#}");
+    }
+
+    // --allow-incomplete only for processes this host hides (pid 1 under a
+    // sandbox): the proc root itself is accepted.
+    let (code, plan) = clean_json(&[
+        "--shm-dir",
+        d,
+        "--min-age",
+        "0s",
+        "--allow-incomplete",
+        "--yes",
+    ]);
+    assert_eq!(code, 0, "{plan:#}");
+    let a = actions_for(&plan, "sem.mp-realfree");
+    assert_eq!(a[0]["status"], "done", "{plan:#}");
+    assert!(!free.exists());
+    assert!(held.exists());
+    assert!(alive(holder.pid()));
+
+    // Through the unlink path with nothing to forgive: not refused for the
+    // proc root.
+    let again = fake_sem(dir.path(), "mp-realagain");
+    let st = fs::metadata(&again).unwrap();
+    let shm = semleak::platform::control::ShmDir::open(dir.path()).unwrap();
+    let r = shm.unlink_semaphore(
+        b"sem.mp-realagain",
+        semleak::platform::control::ExpectedFile {
+            dev: st.dev(),
+            inode: st.ino(),
+        },
+        Path::new("/proc"),
+        semleak::platform::control::Unverifiable::Refuse,
+    );
+    assert!(
+        !matches!(
+            r,
+            Err(semleak::platform::control::UnlinkRefused::ProcRootMismatch { .. })
+        ),
+        "{r:?}"
+    );
+}
+
+/// A tmpfs mounted only in a private mount namespace (`unshare --mount`),
+/// scanned through the host's `/proc`, whose pid 1 does not mount it: the
+/// verdict is not certain and `clean --yes` keeps the file.
+#[test]
+#[cfg(target_os = "linux")]
+fn a_tmpfs_the_proc_roots_mount_namespace_lacks_is_not_certain() {
+    let usable = is_root()
+        && std::process::Command::new("unshare")
+            .args(["--mount", "true"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !usable {
+        eprintln!("SKIPPED: a mount namespace cannot be made here (needs root and unshare)");
+        return;
+    }
+    let mnt = private_dir();
+    let m = mnt.path().to_str().unwrap();
+    let bin = semleak_bin();
+    let bin = bin.to_str().unwrap();
+    // 32 bytes shaped like an unheld glibc semaphore (value 1), an hour old.
+    let script = format!(
+        "mount --make-rprivate / && mount -t tmpfs none '{m}' || exit 3; \
+         printf '\\001' > '{m}/sem.mp-mntns001'; truncate -s 32 '{m}/sem.mp-mntns001'; \
+         touch -d '1 hour ago' '{m}/sem.mp-mntns001'; \
+         '{bin}' scan --format json --sample-window 0s --shm-dir '{m}'; echo; \
+         '{bin}' clean --format json --shm-dir '{m}' --min-age 0s --yes; echo; \
+         test -e '{m}/sem.mp-mntns001' && echo kept"
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "sh", "-c", &script])
+        .output()
+        .expect("unshare");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut docs = serde_json::Deserializer::from_str(&text).into_iter::<Value>();
+    let report = docs.next().expect("scan JSON").expect("scan JSON");
+    let plan = docs.next().expect("clean JSON").expect("clean JSON");
+    let vis = &report["visibility"];
+    assert_eq!(vis["complete"], false, "{vis:#}");
+    assert!(vis["notes"].to_string().contains("not mounted"), "{vis:#}");
+    let leak = findings(&report, "leaked_semaphore")
+        .into_iter()
+        .find(|f| f["resources"].to_string().contains("mp-mntns001"))
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(leak["confidence"], "likely", "{leak:#}");
+    let a = actions_for(&plan, "sem.mp-mntns001");
+    assert_eq!(a[0]["status"], "skipped", "{plan:#}");
+    assert!(
+        text.trim_end().ends_with("kept"),
+        "clean --yes removed it: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

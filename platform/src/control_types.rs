@@ -51,6 +51,8 @@ pub enum UnlinkRefused {
     Unverifiable(Vec<i32>),
     #[error("cannot verify: semleak runs in a nested pid namespace (pid:[{0}]) and processes outside it could hold it")]
     NestedPidNamespace(u64),
+    #[error("cannot verify: --proc-root {proc_root} does not show every process that could hold it: {why}")]
+    ProcRootMismatch { proc_root: String, why: String },
     #[error("{op} failed: {source}")]
     Io {
         op: &'static str,

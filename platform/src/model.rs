@@ -344,6 +344,12 @@ pub struct Visibility {
     /// enclosing namespaces are invisible and could hold anything.
     #[serde(default, skip_serializing_if = "is_false")]
     pub nested_pid_namespace: bool,
+    /// The proc root does not provably list the processes that could hold
+    /// what the shared-memory directory holds: it is not a proc filesystem,
+    /// it shows a nested pid namespace, or its processes' mount namespace
+    /// does not mount the directory's filesystem. Holders could be unseen.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub proc_root_mismatch: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -94,6 +94,9 @@ pub enum Evidence {
     },
     /// Caveat: semleak ran in a nested pid namespace.
     NestedPidNamespace,
+    /// Caveat: `--proc-root` does not show every process that could map
+    /// the directory.
+    ProcRootMismatch,
     /// Its name cannot be pasted into a shell: cleanup picks it by inode.
     UnsafeName,
     /// `run`: absent from the snapshot before the command.
@@ -113,7 +116,9 @@ impl Evidence {
     pub fn is_caveat(&self) -> bool {
         matches!(
             self,
-            Evidence::Uninspected { .. } | Evidence::NestedPidNamespace
+            Evidence::Uninspected { .. }
+                | Evidence::NestedPidNamespace
+                | Evidence::ProcRootMismatch
         )
     }
 }

@@ -297,7 +297,10 @@ fn finding_with(snapshot: &Snapshot, sem: &Semaphore, hidden: &[i32]) -> Finding
             .is_some_and(|r| !r.starts_with("cannot read"))
     {
         Confidence::Possible
-    } else if hidden.is_empty() && !snapshot.visibility.nested_pid_namespace {
+    } else if hidden.is_empty()
+        && !snapshot.visibility.nested_pid_namespace
+        && !snapshot.visibility.proc_root_mismatch
+    {
         Confidence::Certain
     } else {
         Confidence::Likely
@@ -344,6 +347,9 @@ fn finding_with(snapshot: &Snapshot, sem: &Semaphore, hidden: &[i32]) -> Finding
     }
     if snapshot.visibility.nested_pid_namespace {
         f.evidence.push(Evidence::NestedPidNamespace);
+    }
+    if snapshot.visibility.proc_root_mismatch {
+        f.evidence.push(Evidence::ProcRootMismatch);
     }
     if confidence == Confidence::Possible {
         f.say(format!(

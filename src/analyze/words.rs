@@ -100,6 +100,9 @@ pub fn evidence(e: &Evidence) -> String {
         Evidence::NestedPidNamespace => "not certain: semleak ran in a nested pid namespace, so \
              processes outside it (which may share this directory) were not seen"
             .into(),
+        Evidence::ProcRootMismatch => "not certain: --proc-root does not show every process \
+             that could map this directory (see the visibility note)"
+            .into(),
         Evidence::UnsafeName => "its name holds bytes that cannot be shown safely in a shell \
              command (control, invisible or non-UTF-8 characters): the cleanup line picks it by inode"
             .into(),

@@ -109,6 +109,10 @@ pub fn collect(opts: &CollectOptions) -> Result<Snapshot, CollectError> {
         visibility.nested_pid_namespace = true;
         visibility.notes.push(note);
     }
+    if let Some(note) = proc_root_mismatch(proc_root, &shm) {
+        visibility.proc_root_mismatch = true;
+        visibility.notes.push(note);
+    }
     attach_holders(&mut shm, &processes);
     attach_containers(proc_root, &mut processes);
     // The Snapshot lives through analysis and reporting: no growth slack.
@@ -219,6 +223,30 @@ fn nested_pid_namespace(proc_root: &Path) -> Option<String> {
          processes of the enclosing namespaces cannot be seen, and any of them could hold a \
          semaphore or segment listed here; run it in the host's pid namespace for a complete view",
         pids.join(" → ")
+    ))
+}
+
+/// The proc root does not provably show the processes that could hold
+/// what the shared-memory directory holds (see `procview`): an empty
+/// directory, `/tmp`, or a container's `/proc` paired with the host's
+/// `/dev/shm` would make every held semaphore look unheld.
+fn proc_root_mismatch(proc_root: &Path, shm: &Shm) -> Option<String> {
+    let dev = shm.dev?;
+    let why = super::procview::problem(proc_root, Path::new(&shm.dir), dev)?;
+    let advice = match why {
+        super::procview::ProcViewProblem::NestedPidNamespace(_) => {
+            "for certain verdicts run semleak in the host's pid namespace with the host's /proc"
+        }
+        _ => {
+            "pass the proc filesystem of the namespace that uses the directory (for a \
+             container: --proc-root /proc/PID/root/proc with --shm-dir /proc/PID/root/dev/shm)"
+        }
+    };
+    Some(format!(
+        "--proc-root {} does not show every process that could hold what {} holds: {why}; a \
+         held semaphore or segment can look unheld; {advice}",
+        proc_root.display(),
+        shm.dir
     ))
 }
 

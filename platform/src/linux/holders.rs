@@ -23,6 +23,10 @@ pub(crate) struct HolderIndex {
     /// The proc root's own pid namespace when it is a nested one: its
     /// processes are not all the processes that could map a file.
     pub(crate) nested_pid_namespace: Option<u64>,
+    /// Why the proc root does not provably show the holders of the
+    /// shared-memory directory (see `procview`); set by the unlink path,
+    /// which knows the directory.
+    pub(crate) proc_view: Option<(std::path::PathBuf, super::procview::ProcViewProblem)>,
     pub(crate) built: Instant,
 }
 
@@ -36,6 +40,7 @@ impl HolderIndex {
             mapped: HashMap::new(),
             unreadable: Vec::new(),
             nested_pid_namespace: super::procs::nested_pid_namespace_inode(proc_root),
+            proc_view: None,
             built,
         };
         for pid in super::procs::list_pids(proc_root)? {

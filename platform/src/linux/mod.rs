@@ -18,6 +18,8 @@ pub(crate) mod holders;
 #[cfg(target_os = "linux")]
 pub(crate) mod procs;
 #[cfg(target_os = "linux")]
+pub(crate) mod procview;
+#[cfg(target_os = "linux")]
 mod shm;
 #[cfg(target_os = "linux")]
 pub(crate) mod signal;

@@ -459,6 +459,140 @@ fn hex_socket_address(field: &str) -> Option<String> {
     }
 }
 
+/// One line of `/proc/PID/mountinfo` (proc(5)): a mount of the reading
+/// process's mount namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountInfo {
+    pub mount_id: u64,
+    pub parent_id: u64,
+    /// The filesystem's device in `st_dev` encoding (see [`makedev`]): what
+    /// `stat` of any file on this mount reports.
+    pub dev: u64,
+    /// The directory of the filesystem mounted here, octal escapes decoded.
+    pub root: Vec<u8>,
+    /// Where it is mounted, octal escapes decoded.
+    pub mount_point: Vec<u8>,
+    /// The filesystem type after the ` - ` separator (`tmpfs`, `proc`, …).
+    pub fs_type: Vec<u8>,
+}
+
+/// A `mountinfo` file that could not be read, with the file it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum MountInfoError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: line {line}: malformed mountinfo: {detail}")]
+    Malformed {
+        path: String,
+        line: usize,
+        detail: &'static str,
+    },
+}
+
+/// Parse `/proc/PID/mountinfo` (`path` names the file in errors). Every
+/// line must be well-formed: the kernel never writes a bad one, so a file
+/// that has one is not the kernel's, and what it says about mounts proves
+/// nothing.
+pub fn parse_mountinfo(
+    mut reader: impl BufRead,
+    path: &std::path::Path,
+) -> Result<Vec<MountInfo>, MountInfoError> {
+    let mut out = Vec::new();
+    let mut line = Vec::with_capacity(256);
+    let mut number = 0usize;
+    loop {
+        line.clear();
+        number += 1;
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|source| MountInfoError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        if read == 0 {
+            break;
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        let entry = parse_mountinfo_line(&line).map_err(|detail| MountInfoError::Malformed {
+            path: path.display().to_string(),
+            line: number,
+            detail,
+        })?;
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+fn parse_mountinfo_line(line: &[u8]) -> Result<MountInfo, &'static str> {
+    let mut fields = line.split(|b| *b == b' ');
+    let mut next = |what: &'static str| fields.next().filter(|f| !f.is_empty()).ok_or(what);
+    let number = |f: &[u8], what: &'static str| -> Result<u64, &'static str> {
+        std::str::from_utf8(f)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(what)
+    };
+    let mount_id = number(next("no mount id")?, "mount id is not a number")?;
+    let parent_id = number(next("no parent id")?, "parent id is not a number")?;
+    let device = next("no major:minor")?;
+    let colon = device
+        .iter()
+        .position(|b| *b == b':')
+        .ok_or("device is not major:minor")?;
+    let dev = makedev(
+        number(&device[..colon], "major is not a number")?,
+        number(&device[colon + 1..], "minor is not a number")?,
+    );
+    let root = unescape_mount_path(next("no root")?);
+    let mount_point = unescape_mount_path(next("no mount point")?);
+    let _options = next("no mount options")?;
+    // Optional fields (`shared:1`, `master:2`, …) up to the lone `-`.
+    loop {
+        if next("no '-' separator")? == b"-" {
+            break;
+        }
+    }
+    let fs_type = next("no filesystem type")?.to_vec();
+    Ok(MountInfo {
+        mount_id,
+        parent_id,
+        dev,
+        root,
+        mount_point,
+        fs_type,
+    })
+}
+
+/// mountinfo writes space, tab, newline and backslash in paths as `\ooo`.
+fn unescape_mount_path(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        if field[i] == b'\\' {
+            let digits = field.get(i + 1..i + 4).unwrap_or_default();
+            if digits.len() == 3 && digits.iter().all(|d| (b'0'..=b'7').contains(d)) {
+                let value = digits
+                    .iter()
+                    .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
+                if let Ok(byte) = u8::try_from(value) {
+                    out.push(byte);
+                    i += 4;
+                    continue;
+                }
+            }
+        }
+        out.push(field[i]);
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -682,5 +816,97 @@ mod tests {
         assert_eq!(parse_pid_namespace_link(b"net:[4026531836]"), None);
         assert_eq!(parse_pid_namespace_link(b"pid:[]"), None);
         assert_eq!(parse_pid_namespace_link(b"pid:[12"), None);
+    }
+
+    #[test]
+    fn mountinfo_lines() {
+        let text = "22 27 0:21 / /proc rw,relatime - proc proc rw\n\
+                    25 24 0:23 / /dev/shm rw,relatime shared:4 master:1 - tmpfs tmpfs rw,size=24683772k\n\
+                    27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
+                    40 27 0:45 /sub\\040dir /mnt/with\\040space\\134x rw - tmpfs none rw\n";
+        let path = std::path::Path::new("/proc/1/mountinfo");
+        let mounts = parse_mountinfo(text.as_bytes(), path).unwrap();
+        assert_eq!(mounts.len(), 4);
+        assert_eq!(mounts[0].fs_type, b"proc");
+        assert_eq!(mounts[1].dev, makedev(0, 23));
+        assert_eq!(mounts[1].mount_point, b"/dev/shm");
+        assert_eq!(mounts[1].fs_type, b"tmpfs");
+        assert_eq!((mounts[2].mount_id, mounts[2].parent_id), (27, 1));
+        assert_eq!(mounts[2].dev, makedev(254, 0));
+        assert_eq!(mounts[3].root, b"/sub dir");
+        assert_eq!(mounts[3].mount_point, b"/mnt/with space\\x");
+        assert!(parse_mountinfo(&b""[..], path).unwrap().is_empty());
+    }
+
+    #[test]
+    fn malformed_mountinfo_is_an_error_naming_the_file_and_line() {
+        let path = std::path::Path::new("/fake/1/mountinfo");
+        for bad in [
+            "x 1 0:1 / / rw - tmpfs t rw\n",
+            "1 1 01 / / rw - tmpfs t rw\n",
+            "1 1 0:1 / / rw shared:1\n",
+            "1 1 0:1 / / rw -\n",
+            "1 1 0:a / / rw - tmpfs t rw\n",
+            "1 1 0:1 /\n",
+            "\n",
+        ] {
+            let text = format!("22 27 0:21 / /proc rw - proc proc rw\n{bad}");
+            let err = parse_mountinfo(text.as_bytes(), path).unwrap_err();
+            let said = err.to_string();
+            assert!(
+                said.starts_with("/fake/1/mountinfo: line 2: malformed mountinfo"),
+                "{bad:?}: {said}"
+            );
+        }
+    }
+
+    #[test]
+    fn mount_path_escapes() {
+        assert_eq!(unescape_mount_path(b"a\\040b"), b"a b");
+        assert_eq!(unescape_mount_path(b"a\\011\\012"), b"a\t\n");
+        // Not an escape: left as it is.
+        assert_eq!(unescape_mount_path(b"a\\04"), b"a\\04");
+        assert_eq!(unescape_mount_path(b"a\\999"), b"a\\999");
+        assert_eq!(unescape_mount_path(b"\\777"), b"\\777");
+        assert_eq!(unescape_mount_path(b"\\"), b"\\");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// Any bytes give mounts or an error naming the file, never a panic.
+        #[test]
+        fn mountinfo_never_panics(bytes in proptest::collection::vec(
+            proptest::prop_oneof![
+                4 => proptest::sample::select(b"0123456789 :-/\\\nabcdefsharedmaster".to_vec()),
+                1 => proptest::prelude::any::<u8>(),
+            ],
+            0..400,
+        )) {
+            let path = std::path::Path::new("/p/1/mountinfo");
+            if let Err(e) = parse_mountinfo(&bytes[..], path) {
+                proptest::prop_assert!(e.to_string().starts_with("/p/1/mountinfo"));
+            }
+        }
+
+        /// Well-formed lines with any paths always parse, and the device
+        /// survives.
+        #[test]
+        fn well_formed_mountinfo_parses(major in 0u64..4096, minor in 0u64..1_048_576,
+                                        point in "[a-z/ \\\\]{1,20}") {
+            let escaped: String = point.chars().map(|c| match c {
+                ' ' => "\\040".to_string(),
+                '\\' => "\\134".to_string(),
+                c => c.to_string(),
+            }).collect();
+            let text = format!("7 1 {major}:{minor} / {escaped} rw shared:3 - tmpfs tmpfs rw\n");
+            let mounts = parse_mountinfo(text.as_bytes(), std::path::Path::new("m")).unwrap();
+            proptest::prop_assert_eq!(mounts[0].dev, makedev(major, minor));
+            proptest::prop_assert_eq!(&mounts[0].mount_point, point.as_bytes());
+        }
     }
 }

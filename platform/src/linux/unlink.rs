@@ -94,6 +94,27 @@ impl ShmDir {
         &self.path
     }
 
+    /// Why `proc_root` does not provably show the holders of this
+    /// directory's files, judged by the open directory itself (its device,
+    /// and whether it is on tmpfs or ramfs).
+    fn proc_view_problem(&self, proc_root: &Path) -> Option<super::procview::ProcViewProblem> {
+        use super::procview::{is_shared_memory_magic, problem_for, ProcViewProblem};
+        // f_type is a signed or unsigned integer of the target's width.
+        #[allow(clippy::unnecessary_cast)]
+        let shared_memory = rustix::fs::fstatfs(&self.fd)
+            .ok()
+            .map(|s| is_shared_memory_magic(s.f_type as i64));
+        match rustix::fs::fstat(&self.fd) {
+            // dev_t is not u64 on every Linux target.
+            #[allow(clippy::unnecessary_cast)]
+            Ok(st) => problem_for(proc_root, shared_memory, st.st_dev as u64),
+            Err(e) => Some(ProcViewProblem::Mounts(format!(
+                "cannot stat {}: {e}",
+                self.path.display()
+            ))),
+        }
+    }
+
     /// The entry must be a regular file with the planned device and inode.
     fn check_entry(&self, name: &[u8], expected: ExpectedFile) -> Result<Stat, UnlinkRefused> {
         let st = match statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -141,12 +162,16 @@ impl ShmDir {
                     .as_ref()
                     .is_some_and(|i| i.built.elapsed() < HOLDER_INDEX_MAX_AGE);
                 if !fresh {
-                    index = Some(HolderIndex::build(proc_root, &devs).map_err(|source| {
+                    let mut built = HolderIndex::build(proc_root, &devs).map_err(|source| {
                         UnlinkRefused::Io {
                             op: "reading the process list",
                             source,
                         }
-                    })?);
+                    })?;
+                    built.proc_view = self
+                        .proc_view_problem(proc_root)
+                        .map(|why| (proc_root.to_path_buf(), why));
+                    index = Some(built);
                 }
                 let holders = index.as_ref().ok_or(UnlinkRefused::BadName)?;
                 self.unlink_checked(file_name, expected, holders, unverifiable)
@@ -184,6 +209,12 @@ impl ShmDir {
         // Checked here, on the unlink path itself, not only when planning.
         if let (Some(ns), Unverifiable::Refuse) = (index.nested_pid_namespace, unverifiable) {
             return Err(UnlinkRefused::NestedPidNamespace(ns));
+        }
+        if let (Some((root, why)), Unverifiable::Refuse) = (&index.proc_view, unverifiable) {
+            return Err(UnlinkRefused::ProcRootMismatch {
+                proc_root: root.display().to_string(),
+                why: why.to_string(),
+            });
         }
 
         // Reading /proc took a while: look at the entry once more, then
@@ -438,6 +469,57 @@ mod tests {
         assert!(p.exists());
     }
 
+    /// A shared-memory directory (tmpfs) checked through a proc root that
+    /// is not a proc filesystem: refused on the unlink path itself, unless
+    /// unverifiable holders are accepted (`--allow-incomplete`); the real
+    /// `/proc`, which mounts it, is not refused.
+    #[test]
+    fn a_proc_root_that_cannot_see_the_directory_is_refused() {
+        let Some(dir) = tempfile_lite::Dir::new_in(Path::new("/dev/shm"), "shm") else {
+            eprintln!("SKIPPED: no private directory in /dev/shm");
+            return;
+        };
+        if !super::super::procview::is_shared_memory_fs(dir.path()).unwrap_or(false) {
+            eprintln!("SKIPPED: /dev/shm is not a tmpfs here");
+            return;
+        }
+        let proc_root = empty_proc();
+        let p = dir.path().join("sem.a");
+        fs::write(&p, [0u8; 32]).unwrap();
+        let expected = expected_of(&p);
+        let shm = ShmDir::open(dir.path()).unwrap();
+        let r = shm.unlink_semaphore(b"sem.a", expected, proc_root.path(), Unverifiable::Refuse);
+        match &r {
+            Err(UnlinkRefused::ProcRootMismatch {
+                proc_root: root,
+                why,
+            }) => {
+                assert_eq!(root, &proc_root.path().display().to_string());
+                assert!(why.contains("not a proc filesystem"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(r.unwrap_err().to_string().contains("--proc-root"));
+        assert!(p.exists());
+
+        let q = dir.path().join("sem.b");
+        fs::write(&q, [0u8; 32]).unwrap();
+        let r = shm.unlink_semaphore(
+            b"sem.b",
+            expected_of(&q),
+            Path::new("/proc"),
+            Unverifiable::Refuse,
+        );
+        assert!(
+            !matches!(r, Err(UnlinkRefused::ProcRootMismatch { .. })),
+            "{r:?}"
+        );
+
+        let r = shm.unlink_semaphore(b"sem.a", expected, proc_root.path(), Unverifiable::Accept);
+        assert!(r.is_ok(), "{r:?}");
+        assert!(!p.exists());
+    }
+
     /// A tiny self-cleaning temporary directory (the platform crate has no
     /// tempfile dependency).
     mod tempfile_lite {
@@ -456,6 +538,18 @@ mod tests {
                 ));
                 std::fs::create_dir(&p).unwrap();
                 Dir(p)
+            }
+            /// In `base` instead of the temporary directory; `None` where
+            /// it cannot be made.
+            pub fn new_in(base: &Path, tag: &str) -> Option<Dir> {
+                static N: AtomicU32 = AtomicU32::new(0);
+                let p = base.join(format!(
+                    "semleak-unit-{}-{}-{tag}",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::Relaxed)
+                ));
+                std::fs::create_dir(&p).ok()?;
+                Some(Dir(p))
             }
             pub fn path(&self) -> &Path {
                 &self.0
