@@ -18,13 +18,15 @@ pub const EXIT_ERROR: i32 = 2;
 pub enum AppError {
     #[error(transparent)]
     Collect(#[from] CollectError),
-    #[error("cannot read snapshot {}: {source}", path.display())]
+    /// Sources are never in the message: `main` prints the chain (`{:#}`),
+    /// so an OS error named here too would be printed twice.
+    #[error("cannot read snapshot {}", path.display())]
     ReadSnapshot {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("{} is not a semleak snapshot: {source}", path.display())]
+    #[error("{} is not a semleak snapshot", path.display())]
     ParseSnapshot {
         path: PathBuf,
         #[source]
@@ -46,7 +48,7 @@ pub enum AppError {
     /// kept whole so its message and source chain print as they are.
     #[error(transparent)]
     Module(Box<dyn std::error::Error + Send + Sync + 'static>),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: std::net::SocketAddr,
         #[source]
