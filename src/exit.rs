@@ -18,15 +18,15 @@ pub const EXIT_ERROR: i32 = 2;
 pub enum AppError {
     #[error(transparent)]
     Collect(#[from] CollectError),
-    /// Sources are never in the message: `main` prints the chain (`{:#}`),
-    /// so an OS error named here too would be printed twice.
+    /// The OS error is not in the message: `main` prints the chain (`{:#}`),
+    /// so naming it here too printed it twice.
     #[error("cannot read snapshot {}", path.display())]
     ReadSnapshot {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("{} is not a semleak snapshot", path.display())]
+    #[error("{} is not a semleak snapshot: {source}", path.display())]
     ParseSnapshot {
         path: PathBuf,
         #[source]
