@@ -18,7 +18,9 @@ pub const EXIT_ERROR: i32 = 2;
 pub enum AppError {
     #[error(transparent)]
     Collect(#[from] CollectError),
-    #[error("cannot read snapshot {}: {source}", path.display())]
+    /// The OS error is not in the message: `main` prints the chain (`{:#}`),
+    /// so naming it here too printed it twice.
+    #[error("cannot read snapshot {}", path.display())]
     ReadSnapshot {
         path: PathBuf,
         #[source]
@@ -46,7 +48,7 @@ pub enum AppError {
     /// kept whole so its message and source chain print as they are.
     #[error(transparent)]
     Module(Box<dyn std::error::Error + Send + Sync + 'static>),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: std::net::SocketAddr,
         #[source]

@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 const MIB: u64 = 1024 * 1024;
@@ -69,7 +70,49 @@ pub fn read_capped(path: &Path, limit: Limit, stdin_dash: bool) -> io::Result<Ve
     if stdin_dash && path.as_os_str() == "-" {
         return read_capped_from(io::stdin().lock(), limit);
     }
-    read_capped_from(File::open(path)?, limit)
+    let file = open_input(path)?;
+    let is_fifo = file.metadata()?.file_type().is_fifo();
+    let bytes = read_capped_from(&file, limit)?;
+    if is_fifo && bytes.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, EmptyFifo));
+    }
+    Ok(bytes)
+}
+
+/// A FIFO that gave end-of-file before any byte: what a named pipe with no
+/// writer reads as once its open no longer waits for one.
+#[derive(Debug, thiserror::Error)]
+#[error("is a FIFO and gave no data (no writer?): give a regular file")]
+pub struct EmptyFifo;
+
+/// Open an input without waiting for anything.
+///
+/// A plain `open(2)` of a FIFO blocks until some process opens it for
+/// writing, forever if none does. With `O_NONBLOCK` the open returns at
+/// once; the flag is then cleared again so that reads wait for data as
+/// usual: a FIFO or pipe with a writer (a shell's `<(cmd)`, `/dev/stdin`)
+/// is read whole, up to the limit, and one with no writer reads as
+/// end-of-file at once (Linux `pipe_read`, POSIX `read` on a FIFO with no
+/// writer). Character and block devices are read the same way, within the
+/// limit (`/dev/zero` is "larger than …", `/dev/null` is empty).
+fn open_input(path: &Path) -> io::Result<File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl F_GETFL/F_SETFL on a descriptor this function owns
+    // (`file` lives until the end of the function); no memory is passed.
+    let cleared = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+    };
+    if !cleared {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(file)
 }
 
 /// [`read_capped`] as UTF-8 text (`InvalidData` when it is not).
@@ -115,6 +158,17 @@ mod tests {
     fn an_endless_file_is_refused_promptly() {
         let err = read_capped(Path::new("/dev/zero"), limit(1024), true).unwrap_err();
         assert!(err.get_ref().is_some_and(|e| e.is::<TooLarge>()), "{err}");
+    }
+
+    #[test]
+    fn a_fifo_with_no_writer_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fifo");
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = read_capped(&path, limit(100), false).unwrap_err();
+        assert!(err.get_ref().is_some_and(|e| e.is::<EmptyFifo>()), "{err}");
     }
 
     #[test]

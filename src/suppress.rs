@@ -42,7 +42,7 @@ pub const ALLOWLIST_FILE: &str = ".semleak.toml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuppressError {
-    #[error("cannot read {}: {source}", shown(path))]
+    #[error("cannot read {}", shown(path))]
     Read {
         path: PathBuf,
         #[source]

@@ -388,3 +388,58 @@ fn endless_input_files_are_refused_promptly() {
         "{err}"
     );
 }
+
+/// A named pipe nobody writes to, given as a snapshot or a baseline: the
+/// open does not wait for a writer (it used to block forever), and the
+/// empty read is a clear error.
+#[test]
+fn a_fifo_with_no_writer_is_refused_promptly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("fifo");
+    mkfifo(&fifo);
+    let fifo = fifo.to_str().unwrap();
+    let out = semleak_within(&["analyze", fifo], PROMPTLY).expect("analyze FIFO exits promptly");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(fifo) && err.contains("is a FIFO"), "{err}");
+
+    let snap = "tests/golden/odd_names.snapshot.json";
+    let out = semleak_within(&["analyze", snap, "--baseline", fifo], PROMPTLY)
+        .expect("--baseline FIFO exits promptly");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(fifo) && err.contains("is a FIFO"), "{err}");
+
+    let out = semleak_within(&["analyze", "/dev/null"], PROMPTLY).expect("exits promptly");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not a semleak snapshot"), "{err}");
+}
+
+/// A shell's process substitution is a pipe with a writer: still read.
+#[test]
+fn process_substitution_is_still_read() {
+    let snap = "tests/golden/odd_names.snapshot.json";
+    let script = format!(
+        "exec '{}' analyze --format json <(cat {snap})",
+        semleak_bin().display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .expect("bash");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert!(report["findings"].is_array(), "{report}");
+}
+
+/// `main` prints the error chain: an OS error is named once, not by both
+/// a message and its source.
+#[test]
+fn a_missing_snapshot_names_the_os_error_once() {
+    let out = semleak(&["analyze", "/nonexistent/semleak-snapshot.json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}

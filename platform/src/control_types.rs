@@ -106,22 +106,76 @@ pub fn refuse_special_pid(pid: i32) -> Option<SignalOutcome> {
     })
 }
 
+/// `start_ticks` when the start time is not known: the macOS collector and
+/// [`ProcIdentity`] readers record 0 when `PROC_PIDTBSDINFO` is refused
+/// (another user's process without root). On Linux `/proc/PID/stat` is
+/// readable by everyone, so 0 there is only a process that started in the
+/// first tick after boot (a kernel thread, init): never worth signalling.
+pub const START_TICKS_UNKNOWN: u64 = 0;
+
+/// Why a signal was refused before it was sent, carried inside
+/// [`SignalOutcome::Failed`] (`io::Error::get_ref` downcasts to it) so that
+/// every caller already reports it as "not sent; it may still be running".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignalRefused {
+    /// With no start time on one side, a process that reused the pid could
+    /// not be told from the planned one: `0 == 0` proves nothing.
+    #[error(
+        "its start time is unknown ({}), so a process that reused its pid could not be told apart: not signalled",
+        unknown_where(*.planned, *.now)
+    )]
+    StartTimeUnknown {
+        /// Not recorded when the action was planned.
+        planned: bool,
+        /// Not readable right before the signal.
+        now: bool,
+    },
+}
+
+fn unknown_where(planned: bool, now: bool) -> &'static str {
+    match (planned, now) {
+        (true, true) => "not recorded when planned and unreadable now",
+        (true, false) => "not recorded when planned",
+        _ => "unreadable now",
+    }
+}
+
 /// What an identity read says about signalling the process that started at
 /// `start_ticks`: `None` when it is still that live process (go ahead),
-/// otherwise the outcome to report instead of signalling.
+/// otherwise the outcome to report instead of signalling. Never `None` when
+/// either start time is [`START_TICKS_UNKNOWN`].
 pub fn refuse_unless_same(
     identity: io::Result<Option<ProcIdentity>>,
     start_ticks: u64,
 ) -> Option<SignalOutcome> {
-    match identity {
-        Ok(None) => Some(SignalOutcome::Gone),
-        Ok(Some(id)) if id.start_ticks != start_ticks => Some(SignalOutcome::Reused {
-            start_ticks: id.start_ticks,
-        }),
-        Ok(Some(id)) if id.state == 'Z' || id.state == 'X' => Some(SignalOutcome::Exited),
-        Ok(Some(_)) => None,
-        Err(e) => Some(SignalOutcome::Failed(e)),
+    let id = match identity {
+        Ok(None) => return Some(SignalOutcome::Gone),
+        Err(e) => return Some(SignalOutcome::Failed(e)),
+        Ok(Some(id)) => id,
+    };
+    let exited = id.state == 'Z' || id.state == 'X';
+    let planned_unknown = start_ticks == START_TICKS_UNKNOWN;
+    let now_unknown = id.start_ticks == START_TICKS_UNKNOWN;
+    if planned_unknown || now_unknown {
+        // A zombie is never signalled, whoever it is; and if it is not the
+        // planned process, that one is no longer running under this pid.
+        if exited {
+            return Some(SignalOutcome::Exited);
+        }
+        return Some(SignalOutcome::Failed(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            SignalRefused::StartTimeUnknown {
+                planned: planned_unknown,
+                now: now_unknown,
+            },
+        )));
     }
+    if id.start_ticks != start_ticks {
+        return Some(SignalOutcome::Reused {
+            start_ticks: id.start_ticks,
+        });
+    }
+    exited.then_some(SignalOutcome::Exited)
 }
 
 /// The one "signal only if it is still the planned process" sequence, for
@@ -249,4 +303,98 @@ pub enum SubreaperStatus {
     Enabled,
     /// The OS has no subreapers; the reason says what that means for the gate.
     Unsupported(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(start_ticks: u64) -> io::Result<Option<ProcIdentity>> {
+        Ok(Some(ProcIdentity {
+            start_ticks,
+            state: 'S',
+        }))
+    }
+
+    fn refused(out: Option<SignalOutcome>) -> Option<SignalRefused> {
+        match out {
+            Some(SignalOutcome::Failed(e)) => e.get_ref()?.downcast_ref::<SignalRefused>().copied(),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_same_known_start_time_goes_ahead() {
+        assert!(refuse_unless_same(live(1234), 1234).is_none());
+        assert!(matches!(
+            refuse_unless_same(live(1235), 1234),
+            Some(SignalOutcome::Reused { start_ticks: 1235 })
+        ));
+    }
+
+    /// The macOS case: `PROC_PIDTBSDINFO` refused (EPERM) both when the
+    /// process was collected and right before the signal, e.g. a setuid
+    /// process whose real uid is the caller's (kill(2) would succeed).
+    #[test]
+    fn an_unknown_start_time_is_never_signalled() {
+        assert_eq!(
+            refused(refuse_unless_same(live(0), 0)),
+            Some(SignalRefused::StartTimeUnknown {
+                planned: true,
+                now: true
+            })
+        );
+        assert_eq!(
+            refused(refuse_unless_same(live(0), 1234)),
+            Some(SignalRefused::StartTimeUnknown {
+                planned: false,
+                now: true
+            })
+        );
+        assert_eq!(
+            refused(refuse_unless_same(live(1234), 0)),
+            Some(SignalRefused::StartTimeUnknown {
+                planned: true,
+                now: false
+            })
+        );
+        let out = refuse_unless_same(live(0), 0).unwrap();
+        assert!(out_text(&out).contains("start time is unknown"), "{out:?}");
+    }
+
+    fn out_text(out: &SignalOutcome) -> String {
+        match out {
+            SignalOutcome::Failed(e) => e.to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn gone_and_zombies_are_not_signalled_either_way() {
+        assert!(matches!(
+            refuse_unless_same(Ok(None), 0),
+            Some(SignalOutcome::Gone)
+        ));
+        let zombie = Ok(Some(ProcIdentity {
+            start_ticks: 0,
+            state: 'Z',
+        }));
+        assert!(matches!(
+            refuse_unless_same(zombie, 0),
+            Some(SignalOutcome::Exited)
+        ));
+    }
+
+    /// Through the whole sequence: `send` is never called.
+    #[test]
+    fn signal_checked_does_not_send_without_a_start_time() {
+        let out = signal_checked(
+            4242,
+            0,
+            |pid| Ok(Some(pid)),
+            |_| live(0),
+            |_| panic!("must not send"),
+        );
+        assert!(matches!(out, SignalOutcome::Failed(_)), "{out:?}");
+    }
 }

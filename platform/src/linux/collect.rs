@@ -339,13 +339,40 @@ fn read_trimmed(path: &Path) -> Option<String> {
     fs::read_to_string(path).ok().map(|s| s.trim().to_string())
 }
 
+/// The longest hostname kept: what the snapshot loader accepts. The
+/// kernel's is at most 64 bytes (`__NEW_UTS_LEN`), but `--proc-root` may
+/// point at any tree, whose `hostname` may be huge, endless (`/dev/zero`)
+/// or a FIFO nobody writes to.
+const MAX_HOSTNAME: usize = 255;
+
+/// The hostname file, read with a bounded buffer and without waiting:
+/// `None` when it is unreadable, not UTF-8 or longer than [`MAX_HOSTNAME`].
+fn read_hostname(path: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        // A FIFO opens at once and reads as empty or EAGAIN, never blocks.
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let mut bytes = Vec::with_capacity(MAX_HOSTNAME + 2);
+    // One byte more than the longest line kept, newline included, so that
+    // a longer file is seen as such rather than cut.
+    file.take(MAX_HOSTNAME as u64 + 2)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    let name = String::from_utf8(bytes).ok()?.trim().to_string();
+    (name.len() <= MAX_HOSTNAME).then_some(name)
+}
+
 fn host_facts(proc_root: &Path) -> Host {
     let clock_ticks = rustix::param::clock_ticks_per_second();
     let pid = rustix::process::getpid().as_raw_nonzero().get();
     let uid = rustix::process::geteuid().as_raw();
     Host {
         os: "linux".into(),
-        hostname: read_trimmed(&proc_root.join("sys/kernel/hostname")).unwrap_or_default(),
+        hostname: read_hostname(&proc_root.join("sys/kernel/hostname")).unwrap_or_default(),
         kernel: read_trimmed(&proc_root.join("sys/kernel/osrelease")).unwrap_or_default(),
         boot_time: File::open(proc_root.join("stat"))
             .ok()
@@ -408,5 +435,26 @@ fn attach_containers(proc_root: &Path, processes: &mut [Process]) {
                 .ok()
                 .flatten();
         }
+    }
+}
+
+#[cfg(test)]
+mod hostname_tests {
+    use super::*;
+
+    #[test]
+    fn the_hostname_read_is_bounded() {
+        let dir = std::env::temp_dir().join(format!("semleak-hostname-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("hostname");
+        fs::write(&path, "build-7\n").unwrap();
+        assert_eq!(read_hostname(&path).as_deref(), Some("build-7"));
+        fs::write(&path, format!("{}\n", "a".repeat(MAX_HOSTNAME))).unwrap();
+        assert_eq!(read_hostname(&path).map(|h| h.len()), Some(MAX_HOSTNAME));
+        fs::write(&path, "a".repeat(MAX_HOSTNAME + 1)).unwrap();
+        assert_eq!(read_hostname(&path), None);
+        let _ = fs::remove_dir_all(&dir);
+        // Endless: refused after a few hundred bytes, not read forever.
+        assert_eq!(read_hostname(Path::new("/dev/zero")), None);
     }
 }

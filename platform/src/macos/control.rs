@@ -9,7 +9,9 @@ use super::abi;
 use super::collect::{boot_time, start_ticks};
 use super::ffi;
 use super::parse::{start_time_ms, state_letter};
-use crate::control_types::{signal_checked, ProcIdentity, Signal, SignalOutcome};
+use crate::control_types::{
+    signal_checked, ProcIdentity, Signal, SignalOutcome, START_TICKS_UNKNOWN,
+};
 
 /// Start time and state of `pid`, or `None` when there is no such process.
 /// Start times are in the same ticks the collector records.
@@ -24,12 +26,23 @@ pub fn identity(_proc_root: &Path, pid: i32) -> io::Result<Option<ProcIdentity>>
     let state = state_letter(short.pbsi_status, None);
     // As in the collector: arg 1 answers for zombies too, so a zombie's
     // start time matches the one recorded when it was collected.
+    //
+    // XNU `proc_pidinfo` (bsd/kern/proc_info.c, xnu-11417.101.15) checks
+    // PROC_PIDTBSDINFO with CHECK_SAME_USER: `proc_security_policy` answers
+    // EPERM unless the caller's effective uid is the target's or it holds
+    // PRIV_GLOBAL_PROC_INFO (root). kill(2) instead accepts a matching
+    // *real* uid, so a setuid process started by the caller can be
+    // signalled but not dated, at plan time and now alike. Such a start
+    // time is START_TICKS_UNKNOWN, which `refuse_unless_same` never lets
+    // through (`0 == 0` would otherwise pass the pid-reuse check).
     let ticks = match (
         ffi::pid_info::<abi::proc_bsdinfo>(pid, abi::PROC_PIDTBSDINFO, 1),
         boot_time(),
     ) {
-        (Ok(bsd), Some(boot)) => start_time_ms(&bsd).map_or(0, |ms| start_ticks(ms, boot)),
-        _ => 0,
+        (Ok(bsd), Some(boot)) => {
+            start_time_ms(&bsd).map_or(START_TICKS_UNKNOWN, |ms| start_ticks(ms, boot))
+        }
+        _ => START_TICKS_UNKNOWN,
     };
     Ok(Some(ProcIdentity {
         start_ticks: ticks,
