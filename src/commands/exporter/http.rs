@@ -292,58 +292,80 @@ pub enum ServeError {
     },
 }
 
-/// Serves `handler`'s responses on `listener` until `stop` is set, or until
-/// serving fails. Returns without waiting for connections in progress: each
-/// is bounded by the timeouts, and the process is about to exit.
-pub fn serve<H>(
+/// A listener with its workers started: [`Server::start`] fails when they
+/// cannot start, before anything says the exporter is serving.
+pub struct Server {
     listener: TcpListener,
-    stop: &AtomicBool,
+    tx: SyncSender<TcpStream>,
+    busy: Arc<AtomicUsize>,
+    workers: Vec<JoinHandle<()>>,
     limits: Limits,
-    handler: H,
-) -> Result<(), ServeError>
-where
-    H: Fn(&Request) -> Response + Send + Sync + 'static,
-{
-    listener
-        .set_nonblocking(true)
-        .map_err(ServeError::Listener)?;
-    // Capacity `workers` and at most `workers` connections queued or in
-    // progress (`busy`), so a send never blocks the accepting thread.
-    let (tx, rx) = mpsc::sync_channel::<TcpStream>(limits.workers);
-    let rx = Arc::new(Mutex::new(rx));
-    let busy = Arc::new(AtomicUsize::new(0));
-    let handler = Arc::new(handler);
-    let workers = start_workers(limits.workers, |index| {
-        let (rx, busy, handler) = (Arc::clone(&rx), Arc::clone(&busy), Arc::clone(&handler));
-        thread::Builder::new()
-            .name(format!("http-{index}"))
-            .spawn(move || worker(&rx, &busy, &*handler, limits))
-    })?;
-    let mut failures = AcceptFailures::new(limits.accept_failing_for);
-    while !stop.load(Ordering::Relaxed) {
-        if workers.iter().any(JoinHandle::is_finished) {
-            return Err(ServeError::WorkerDied);
-        }
-        match listener.accept() {
-            Ok((stream, _)) => {
-                failures.succeeded();
-                dispatch(stream, &tx, &busy, limits.workers);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(limits.poll),
-            // The client gave up before it was accepted, or a signal.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
-                ) => {}
-            // Out of descriptors or memory: maybe passing, so retry a while.
-            Err(e) => {
-                failures.failed(e, Instant::now())?;
-                thread::sleep(limits.poll);
-            }
-        }
+}
+
+impl Server {
+    pub fn start<H>(listener: TcpListener, limits: Limits, handler: H) -> Result<Self, ServeError>
+    where
+        H: Fn(&Request) -> Response + Send + Sync + 'static,
+    {
+        listener
+            .set_nonblocking(true)
+            .map_err(ServeError::Listener)?;
+        // Capacity `workers` and at most `workers` connections queued or in
+        // progress (`busy`), so a send never blocks the accepting thread.
+        let (tx, rx) = mpsc::sync_channel::<TcpStream>(limits.workers);
+        let rx = Arc::new(Mutex::new(rx));
+        let busy = Arc::new(AtomicUsize::new(0));
+        let handler = Arc::new(handler);
+        let workers = start_workers(limits.workers, |index| {
+            let (rx, busy, handler) = (Arc::clone(&rx), Arc::clone(&busy), Arc::clone(&handler));
+            thread::Builder::new()
+                .name(format!("http-{index}"))
+                .spawn(move || worker(&rx, &busy, &*handler, limits))
+        })?;
+        Ok(Self {
+            listener,
+            tx,
+            busy,
+            workers,
+            limits,
+        })
     }
-    Ok(())
+
+    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `stop` is set, or until serving fails. Returns without
+    /// waiting for connections in progress: each is bounded by the
+    /// timeouts, and the process is about to exit.
+    pub fn run(self, stop: &AtomicBool) -> Result<(), ServeError> {
+        let limits = self.limits;
+        let mut failures = AcceptFailures::new(limits.accept_failing_for);
+        while !stop.load(Ordering::Relaxed) {
+            if self.workers.iter().any(JoinHandle::is_finished) {
+                return Err(ServeError::WorkerDied);
+            }
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    failures.succeeded();
+                    dispatch(stream, &self.tx, &self.busy, limits.workers);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(limits.poll),
+                // The client gave up before it was accepted, or a signal.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+                    ) => {}
+                // Out of descriptors or memory: maybe passing, so retry a while.
+                Err(e) => {
+                    failures.failed(e, Instant::now())?;
+                    thread::sleep(limits.poll);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Starts `count` workers with `spawn`; the first that cannot start is the
@@ -711,9 +733,10 @@ mod tests {
         let server = {
             let stop = Arc::clone(&stop);
             thread::spawn(move || {
-                serve(listener, &stop, limits, |_: &Request| -> Response {
+                let server = Server::start(listener, limits, |_: &Request| -> Response {
                     panic!("a bug in the handler (expected by this test)")
-                })
+                });
+                server.unwrap().run(&stop)
             })
         };
         let mut client = TcpStream::connect(addr).unwrap();
@@ -735,9 +758,10 @@ mod tests {
         let server = {
             let stop = Arc::clone(&stop);
             thread::spawn(move || {
-                serve(listener, &stop, Limits::default(), |r: &Request| {
+                let server = Server::start(listener, Limits::default(), |r: &Request| {
                     Response::text(200, r.path.clone(), "text/plain")
-                })
+                });
+                server.unwrap().run(&stop)
             })
         };
         let mut client = TcpStream::connect(addr).unwrap();

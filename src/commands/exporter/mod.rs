@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use self::http::{Limits, Method, Request, Response, ServeError};
+use self::http::{Limits, Method, Request, Response, ServeError, Server};
 use super::load_suppressor;
 use super::scan::scan_report;
 use crate::cli::{CollectArgs, ExporterArgs, ProbeArgs, RuleArgs};
@@ -63,9 +63,6 @@ pub fn exporter(args: &ExporterArgs) -> Result<i32, AppError> {
         source,
     };
     let listener = TcpListener::bind(args.listen).map_err(listen_error)?;
-    let bound = listener.local_addr().map_err(listen_error)?;
-    eprintln!("semleak exporter: serving http://{bound}/metrics");
-
     let scanner = Scanner {
         collect: args.collect.clone(),
         probe: args.probe.clone(),
@@ -78,9 +75,13 @@ pub fn exporter(args: &ExporterArgs) -> Result<i32, AppError> {
             state: ExporterState::default(),
         }),
     };
-    http::serve(listener, &stop, Limits::default(), move |request| {
+    let server = Server::start(listener, Limits::default(), move |request| {
         respond(request, &scanner)
     })?;
+    let bound = server.local_addr().map_err(listen_error)?;
+    // Only now: the workers are running, so "serving" is true.
+    eprintln!("semleak exporter: serving http://{bound}/metrics");
+    server.run(&stop)?;
     eprintln!("semleak exporter: stopped");
     Ok(EXIT_OK)
 }
@@ -102,7 +103,7 @@ fn respond(request: &Request, scanner: &Scanner) -> Response {
 
 fn metrics(scanner: &Scanner) -> Response {
     // A scan that panicked ends its worker and the exporter (see
-    // `http::serve`), so a poisoned cache is never read in practice.
+    // `Server::run`), so a poisoned cache is never read in practice.
     let mut cache = scanner.cache.lock().unwrap_or_else(PoisonError::into_inner);
     let fresh = cache
         .scanned_at
