@@ -424,12 +424,11 @@ fn dispatch(stream: TcpStream, tx: &SyncSender<TcpStream>, busy: &AtomicUsize, w
     // Only this thread increments `busy`, so checking then adding is exact.
     if busy.load(Ordering::Acquire) < workers {
         busy.fetch_add(1, Ordering::AcqRel);
-        match tx.try_send(stream) {
-            Ok(()) => return,
-            Err(TrySendError::Full(stream) | TrySendError::Disconnected(stream)) => {
-                busy.fetch_sub(1, Ordering::AcqRel);
-                refuse(stream);
-            }
+        if let Err(TrySendError::Full(stream) | TrySendError::Disconnected(stream)) =
+            tx.try_send(stream)
+        {
+            busy.fetch_sub(1, Ordering::AcqRel);
+            refuse(stream);
         }
     } else {
         refuse(stream);
@@ -792,10 +791,10 @@ mod tests {
                 head.push_str(&format!("{name}: {value}\r\n"));
             }
             head.push_str("\r\n");
+            let zero = |v: &str| !v.trim().is_empty() && v.trim().bytes().all(|b| b == b'0');
             let body = headers.iter().any(|(n, v)| {
                 n.eq_ignore_ascii_case("transfer-encoding")
-                    || n.eq_ignore_ascii_case("content-length")
-                        && !(!v.trim().is_empty() && v.trim().bytes().all(|b| b == b'0'))
+                    || (n.eq_ignore_ascii_case("content-length") && !zero(v))
             });
             let parsed = parse_head(head.as_bytes());
             if body {
