@@ -299,3 +299,41 @@ fn hostile_names_are_not_obeyed_as_workflow_commands() {
         "{md}"
     );
 }
+
+/// `semleak scan` in a workflow step prints the same hostile names: its
+/// table output is made inert too (JSON and Prometheus lines never start
+/// with a name).
+#[test]
+fn scan_under_github_actions_prints_no_workflow_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let shm = dir.path().join("shm");
+    std::fs::create_dir(&shm).unwrap();
+    for name in [
+        format!("sem.{} ::stop-commands::tok", "A".repeat(80)),
+        "sem.##[error]x".to_string(),
+    ] {
+        std::fs::write(shm.join(name), [0u8; 32]).unwrap();
+    }
+    let out = std::process::Command::new(common::semleak_bin())
+        .args([
+            "scan",
+            "--shm-dir",
+            shm.to_str().unwrap(),
+            "--allow-non-tmpfs",
+            "--color",
+            "never",
+        ])
+        .env("GITHUB_ACTIONS", "true")
+        .env("COLUMNS", "100")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("sem.#%23[error]x"), "{text}");
+    for line in text.split(['\n', '\r']) {
+        assert!(!line.contains("##["), "obeyed as a command: {line:?}");
+        assert!(
+            !line.trim_start().starts_with("::"),
+            "obeyed as a command: {line:?}"
+        );
+    }
+}

@@ -139,10 +139,21 @@ pub fn emit(report: &Report, output: &OutputArgs, ui: &Ui) -> Result<(), AppErro
     }
     let text = match output.format {
         Format::Json => return stream_stdout(|out| json::write(report, out)),
+        // A workflow step's output is read for workflow commands: names
+        // any local user chooses must not start one (`::`, `##[`). JSON and
+        // Prometheus lines never begin with untrusted text.
+        Format::Table if github_actions() => {
+            crate::report::github::neutralise(&table::render(report, &ui.stdout()))
+        }
         Format::Table => table::render(report, &ui.stdout()),
         Format::Prometheus => prometheus::render(report),
     };
     write_stdout(&text)
+}
+
+/// GitHub sets `GITHUB_ACTIONS=true` in every step.
+pub fn github_actions() -> bool {
+    std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true")
 }
 
 /// Stream to stdout through a buffer; a reader that went away is not an

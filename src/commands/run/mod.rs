@@ -318,7 +318,7 @@ pub fn run(args: &RunArgs, ui: &Ui) -> Result<i32, AppError> {
 
     write_report_files(args, (report_file, junit_file), &report)?;
     eprint_untrusted(&table::render_run_summary(&report, &ui.stderr()));
-    if github_actions() {
+    if super::github_actions() {
         github_outputs(&report)?;
     }
     Ok(exit_code(
@@ -366,16 +366,11 @@ fn write_report_files(
     Ok(())
 }
 
-/// GitHub sets `GITHUB_ACTIONS=true` in every step.
-fn github_actions() -> bool {
-    std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true")
-}
-
 /// Text holding names any local user chooses (semaphores, command lines),
 /// to stderr; under GitHub Actions made inert first, so that no line of it
 /// is obeyed as a workflow command.
 fn eprint_untrusted(text: &str) {
-    if github_actions() {
+    if super::github_actions() {
         eprint!("{}", github::neutralise(text));
     } else {
         eprint!("{text}");
