@@ -446,3 +446,10 @@ pub enum ContainerSource {
     /// rootless Podman, in a subtree that user controls.
     RootlessUserScope,
 }
+
+/// Whether a `/proc/PID/stat` state means the process has ended: `Z`
+/// (exited, not yet reaped) or `X` (being torn down). One place for the
+/// pair the collector, the gate and process control all test.
+pub fn state_has_ended(state: char) -> bool {
+    matches!(state, 'Z' | 'X')
+}

@@ -50,7 +50,7 @@ pub use fallback::{identity, signal_same_process};
 pub fn is_same_live_process(proc_root: &Path, pid: i32, start_ticks: u64) -> bool {
     matches!(
         identity(proc_root, pid),
-        Ok(Some(id)) if id.start_ticks == start_ticks && id.state != 'Z' && id.state != 'X'
+        Ok(Some(id)) if id.start_ticks == start_ticks && !crate::model::state_has_ended(id.state)
     )
 }
 
@@ -73,7 +73,7 @@ pub fn dir_dev(dir: &Path) -> io::Result<u64> {
 /// awaiting reaping, or its pid reused)?
 pub fn has_ended(proc_root: &Path, pid: i32, start_ticks: u64) -> bool {
     match identity(proc_root, pid) {
-        Ok(Some(id)) => id.start_ticks != start_ticks || id.state == 'Z' || id.state == 'X',
+        Ok(Some(id)) => id.start_ticks != start_ticks || crate::model::state_has_ended(id.state),
         Ok(None) => true,
         Err(_) => false,
     }

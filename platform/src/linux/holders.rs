@@ -115,7 +115,7 @@ fn live_thread_of_exited_leader(base: &Path, pid: i32) -> Option<std::path::Path
             std::fs::read(dir.join("stat"))
                 .ok()
                 .and_then(|b| parse_stat(&b).ok())
-                .is_some_and(|s| s.state != 'Z' && s.state != 'X')
+                .is_some_and(|s| !crate::model::state_has_ended(s.state))
         })
 }
 

@@ -493,7 +493,7 @@ fn live_thread_dir(dir: &OwnedFd, pid: i32, bufs: &mut Buffers) -> Option<OwnedF
         if read_at(&task, name.as_slice(), text).is_err() {
             continue;
         }
-        if parse_stat(text).is_ok_and(|st| st.state != 'Z' && st.state != 'X') {
+        if parse_stat(text).is_ok_and(|st| !crate::model::state_has_ended(st.state)) {
             return openat(
                 &task,
                 tid_name,

@@ -255,7 +255,7 @@ impl Gate<'_> {
         let below = blame::tree(table.iter().map(|e| (e.pid, e.ppid)), self.me);
         table
             .iter()
-            .filter(|e| below.contains(&e.pid) && e.state != 'Z' && e.state != 'X')
+            .filter(|e| below.contains(&e.pid) && !semleak_platform::state_has_ended(e.state))
             .map(|e| (e.pid, e.start_ticks))
             .collect()
     }
