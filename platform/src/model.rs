@@ -453,3 +453,47 @@ pub enum ContainerSource {
 pub fn state_has_ended(state: char) -> bool {
     matches!(state, 'Z' | 'X')
 }
+
+impl Snapshot {
+    /// The process with `pid`: a binary search, as collectors list
+    /// processes in pid order, and a scan when that fails (a snapshot
+    /// written by hand or by an older version may be in any order).
+    pub fn process(&self, pid: i32) -> Option<&Process> {
+        match self.processes.binary_search_by_key(&pid, |p| p.pid) {
+            Ok(i) => Some(&self.processes[i]),
+            Err(_) => self.processes.iter().find(|p| p.pid == pid),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_pids(pids: &[i32]) -> Snapshot {
+        Snapshot {
+            processes: pids
+                .iter()
+                .map(|&pid| Process {
+                    pid,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn processes_are_found_in_any_order() {
+        let sorted = with_pids(&[1, 5, 9, 200]);
+        let unsorted = with_pids(&[200, 1, 9, 5]);
+        for snap in [&sorted, &unsorted] {
+            for pid in [1, 5, 9, 200] {
+                assert_eq!(snap.process(pid).map(|p| p.pid), Some(pid));
+            }
+            assert!(snap.process(7).is_none());
+        }
+        assert!(state_has_ended('Z') && state_has_ended('X'));
+        assert!(!state_has_ended('S') && !state_has_ended('R'));
+    }
+}

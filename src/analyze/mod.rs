@@ -88,13 +88,7 @@ pub fn analyze(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
 /// Attributes each finding to the container of its parent process, else of
 /// its first process that has one.
 fn attach_containers(snapshot: &Snapshot, findings: &mut [Finding]) {
-    let container_of = |pid: i32| {
-        snapshot
-            .processes
-            .iter()
-            .find(|p| p.pid == pid)
-            .and_then(|p| p.container.clone())
-    };
+    let container_of = |pid: i32| snapshot.process(pid).and_then(|p| p.container.clone());
     for f in findings.iter_mut().filter(|f| f.container.is_none()) {
         f.container = f
             .parent_pid
@@ -125,7 +119,7 @@ pub fn view_advice(snapshot: &Snapshot) -> String {
 /// "pid 123 (python3 worker.py --x)": a process as people recognise it.
 /// The command line is cut to 120 characters.
 pub fn process_label(snapshot: &Snapshot, pid: i32) -> String {
-    process_label_of(pid, snapshot.processes.iter().find(|p| p.pid == pid))
+    process_label_of(pid, snapshot.process(pid))
 }
 
 /// [`process_label`] for a process already looked up (`None`: gone).

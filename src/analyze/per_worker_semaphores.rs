@@ -107,7 +107,7 @@ fn finding(snapshot: &Snapshot, config: &Config, table: &SemTable, g: &SiblingGr
     } else {
         Confidence::Likely
     };
-    let parent = snapshot.processes.iter().find(|p| p.pid == g.parent);
+    let parent = snapshot.process(g.parent);
     let mut subject = g.key.clone().into_bytes();
     subject.push(0);
     subject.extend_from_slice(parent.map(group_key).unwrap_or_default().as_bytes());

@@ -17,7 +17,7 @@ pub fn check(snapshot: &Snapshot, config: &Config) -> Vec<Finding> {
         .iter()
         .filter(|(_, sems)| sems.len() >= config.hoard_threshold.max(1))
         .map(|(&pid, sems)| {
-            let proc = snapshot.processes.iter().find(|p| p.pid == pid);
+            let proc = snapshot.process(pid);
             let label = process_label(snapshot, pid);
             let subject = format!(
                 "{pid}:{}:{label}",

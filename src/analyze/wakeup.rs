@@ -205,7 +205,7 @@ fn finding(snapshot: &Snapshot, ch: &SelfChannel, kind: Kind, reader: &Reader) -
 and was refilled between the samples is not ruled out"
             .into(),
     });
-    if let Some(p) = snapshot.processes.iter().find(|p| p.pid == ch.pid) {
+    if let Some(p) = snapshot.process(ch.pid) {
         f.say(threads_line(p));
         if let Some(note) = interpreter_names_note(p) {
             f.say(note);

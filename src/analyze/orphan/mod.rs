@@ -322,9 +322,7 @@ pub fn is_resource_tracker(cmdline: &str) -> bool {
 fn cleanup(snapshot: &Snapshot, pgrp: i32, pids: &[i32]) -> Vec<CleanupStep> {
     let (trackers, workers): (Vec<i32>, Vec<i32>) = pids.iter().partition(|pid| {
         snapshot
-            .processes
-            .iter()
-            .find(|p| p.pid == **pid)
+            .process(**pid)
             .is_some_and(|p| is_resource_tracker(&super::process_tree::command_text(p)))
     });
     if trackers.is_empty() {
@@ -348,9 +346,7 @@ fn cleanup(snapshot: &Snapshot, pgrp: i32, pids: &[i32]) -> Vec<CleanupStep> {
 /// them (`pgrp` -1: never as a group).
 fn signal_lines(snapshot: &Snapshot, pgrp: i32, pids: &[i32]) -> Vec<CleanupStep> {
     let collector_pgrp = snapshot
-        .processes
-        .iter()
-        .find(|p| p.pid == snapshot.host.collector_pid)
+        .process(snapshot.host.collector_pid)
         .map(|p| p.pgrp);
     let whole_group = pgrp > 1
         && collector_pgrp != Some(pgrp)

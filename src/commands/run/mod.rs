@@ -135,11 +135,7 @@ pub fn run(args: &RunArgs, ui: &Ui) -> Result<i32, AppError> {
     // session of their own, stdio on /dev/null), as daemons do.
     let detached: BTreeSet<i32> = match &outcome {
         Ok((post, left)) => {
-            let own_session = post
-                .processes
-                .iter()
-                .find(|p| p.pid == me)
-                .map(|p| p.session);
+            let own_session = post.process(me).map(|p| p.session);
             left.iter()
                 .map(|(pid, _)| *pid)
                 .filter(|pid| {
@@ -234,12 +230,10 @@ pub fn run(args: &RunArgs, ui: &Ui) -> Result<i32, AppError> {
 
     let cmdlines = &gate.cmdlines;
     let lookup = |pid: i32| -> Option<String> {
-        cmdlines.get(&pid).cloned().or_else(|| {
-            last.processes
-                .iter()
-                .find(|p| p.pid == pid)
-                .map(|p| joined(&p.cmdline))
-        })
+        cmdlines
+            .get(&pid)
+            .cloned()
+            .or_else(|| last.process(pid).map(|p| joined(&p.cmdline)))
     };
     let (mut findings, suppressed) = suppressor.apply(findings, &lookup);
     let clean_plan = args.clean.then(|| {
