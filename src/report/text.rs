@@ -54,7 +54,9 @@ pub fn wrap(text: &str, width: usize, first: &str, rest: &str) -> String {
     let opts = textwrap::Options::new(width.max(20))
         .initial_indent(first)
         .subsequent_indent(rest)
-        .break_words(true);
+        .break_words(true)
+        // Never at a hyphen: `sem.app-lock-1` is one name to copy, not words.
+        .word_splitter(textwrap::WordSplitter::NoHyphenation);
     let mut out = String::new();
     for line in textwrap::wrap(text, opts) {
         out.push_str(line.trim_end());
